@@ -1,0 +1,24 @@
+// Package e2ee encrypts sensitive values in JSON request bodies end to end,
+// so that banking credentials stay unreadable between the user interface
+// where they are typed and the API that consumes them.
+//
+// The API publishes an RSA public key as a JWK. Each sensitive string in a
+// request body is replaced, in place, by a compact JWE made with that key:
+// RSA-OAEP-256 key management, A256GCM content encryption, and the key's ID
+// in the protected header. Only the API holds the private key, so caches,
+// proxies, logs and intermediate services see ciphertext only.
+//
+// The package is built in layers:
+//
+//   - [Key], [ParseKey] and [ParsePEM] hold and validate the public key;
+//     [KeySource] is whatever supplies it, and [StaticKey] a fixed one.
+//   - [Encryptor] turns one value into the exact JWE the API requires.
+//
+// Provider specifics, such as the key URL of a domain and which requests
+// carry which fields, live in subpackages; this package knows none of them
+// and works with any API that takes the same scheme.
+//
+// Every exported function and method is safe for concurrent use by multiple
+// goroutines. No error returned by this package contains a plaintext value or
+// private key material.
+package e2ee

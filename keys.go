@@ -1,0 +1,406 @@
+package e2ee
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// ErrUnsuitableKey indicates that a key cannot be used to encrypt for the API.
+// It occurs when a key, or every key of a JWK Set, fails the eligibility
+// rules of [ParseKey], and when an [Encryptor] is handed such a key.
+var ErrUnsuitableKey = errors.New("e2ee: unsuitable key")
+
+const (
+	// minModulusBits is the smallest RSA modulus accepted.
+	minModulusBits = 2048
+	// maxModulusBits bounds the cost of one encryption; larger keys are refused.
+	maxModulusBits = 16384
+	// maxExponent is the largest public exponent accepted (crypto/rsa's own bound).
+	maxExponent = 1<<31 - 1
+)
+
+// Key is the API's public encryption key.
+//
+// A Key is immutable once in use: build a new one rather than modifying its
+// fields.
+type Key struct {
+	ID        string // the kid that goes into every JWE header
+	PublicKey *rsa.PublicKey
+}
+
+// Thumbprint returns the key's RFC 7638 SHA-256 thumbprint, base64url-encoded
+// without padding, as used for kid values by some key servers.
+func (k *Key) Thumbprint() (string, error) {
+	if k == nil || k.PublicKey == nil {
+		return "", fmt.Errorf("%w: no public key", ErrUnsuitableKey)
+	}
+	jwk := jose.JSONWebKey{Key: k.PublicKey}
+	sum, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("e2ee: thumbprint: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(sum), nil
+}
+
+// check reports whether k may be used for encryption.
+func (k *Key) check() error {
+	if k == nil {
+		return fmt.Errorf("%w: nil key", ErrUnsuitableKey)
+	}
+	if k.ID == "" {
+		return fmt.Errorf("%w: kid is empty", ErrUnsuitableKey)
+	}
+	if k.PublicKey == nil {
+		return fmt.Errorf("%w: no public key", ErrUnsuitableKey)
+	}
+	if reason := checkRSA(k.PublicKey.N, k.PublicKey.E); reason != "" {
+		return fmt.Errorf("%w: %s", ErrUnsuitableKey, reason)
+	}
+	return nil
+}
+
+// equal reports whether k and o have the same ID and public key.
+func (k *Key) equal(o *Key) bool {
+	return k == o || (k != nil && o != nil && k.ID == o.ID &&
+		k.PublicKey != nil && k.PublicKey.Equal(o.PublicKey))
+}
+
+// checkRSA returns why an RSA public key is unsuitable, or "" when it is fine.
+func checkRSA(n *big.Int, e int) string {
+	switch bits := n.BitLen(); {
+	case n.Sign() <= 0:
+		return "modulus is not positive"
+	case bits < minModulusBits:
+		return fmt.Sprintf("modulus has %d bits, need at least %d", bits, minModulusBits)
+	case bits > maxModulusBits:
+		return fmt.Sprintf("modulus has %d bits, at most %d are accepted", bits, maxModulusBits)
+	case n.Bit(0) == 0:
+		return "modulus is even"
+	}
+	switch {
+	case e < 3:
+		return fmt.Sprintf("public exponent %d is less than 3", e)
+	case e%2 == 0:
+		return fmt.Sprintf("public exponent %d is even", e)
+	}
+	return ""
+}
+
+// KeySource supplies the current key.
+//
+// Implementations must be safe for concurrent use. [KeyFetcher] is the usual
+// one; [StaticKey] supplies a fixed key.
+type KeySource interface {
+	Key(ctx context.Context) (*Key, error)
+}
+
+// StaticKey returns a KeySource that always supplies k.
+//
+// When k is not eligible (nil, no kid, a modulus under 2048 bits...), the
+// source's Key method returns an error wrapping [ErrUnsuitableKey] instead.
+func StaticKey(k *Key) KeySource {
+	return &staticKey{key: k, err: k.check()}
+}
+
+type staticKey struct {
+	key *Key
+	err error
+}
+
+func (s *staticKey) Key(context.Context) (*Key, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.key, nil
+}
+
+// ParseKey parses a JWK object or a JWK Set ({"keys": [...]}) and returns the
+// eligible encryption key.
+//
+// A key is eligible only if kty is "RSA"; the modulus has at least 2048 bits;
+// the public exponent is odd and at least 3; use is absent or "enc"; key_ops is
+// absent or contains "encrypt" or "wrapKey"; alg is absent, "RSA-OAEP-256" or
+// "RSA-OAEP"; kid is non-empty; and it carries no private members (d, p, q,
+// ...). Whatever the key's alg says, every JWE made with it uses RSA-OAEP-256.
+//
+// In a JWK Set, ineligible keys are skipped. Among several eligible keys the
+// first whose alg is "RSA-OAEP-256" is chosen, else the first in set order.
+// When no key is eligible the error wraps [ErrUnsuitableKey] and says, for
+// each key, why it was skipped.
+func ParseKey(data []byte) (*Key, error) {
+	return parseKey(data, "")
+}
+
+// parseKey is ParseKey, keeping only keys whose kid is pin when pin is set.
+func parseKey(data []byte, pin string) (*Key, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		return nil, fmt.Errorf("e2ee: key is not a JSON object: %w", err)
+	}
+	if obj == nil {
+		return nil, errors.New("e2ee: key is not a JSON object")
+	}
+	rawKeys, isSet := obj["keys"]
+	if _, hasKty := obj["kty"]; hasKty || !isSet {
+		k, _, err := parseJWK(obj)
+		if err == nil && pin != "" && k.ID != pin {
+			err = fmt.Errorf("kid %s is not the pinned kid %s", quote(k.ID), quote(pin))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnsuitableKey, err)
+		}
+		return k, nil
+	}
+
+	var set []json.RawMessage
+	if err := json.Unmarshal(rawKeys, &set); err != nil {
+		return nil, fmt.Errorf("e2ee: JWK Set: keys is not an array: %w", err)
+	}
+	if len(set) == 0 {
+		return nil, fmt.Errorf("%w: JWK Set has no keys", ErrUnsuitableKey)
+	}
+	var (
+		best    *Key
+		bestAlg string
+		reasons []string
+	)
+	for i, raw := range set {
+		var member map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &member); err != nil || member == nil {
+			reasons = append(reasons, fmt.Sprintf("key %d: not a JSON object", i))
+			continue
+		}
+		k, alg, err := parseJWK(member)
+		if err == nil && pin != "" && k.ID != pin {
+			err = fmt.Errorf("kid is not the pinned kid %s", quote(pin))
+		}
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("key %d%s: %v", i, kidSuffix(member), err))
+			continue
+		}
+		if best == nil || (bestAlg != algOAEP256 && alg == algOAEP256) {
+			best, bestAlg = k, alg
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%w: no eligible key in JWK Set: %s",
+			ErrUnsuitableKey, strings.Join(reasons, "; "))
+	}
+	return best, nil
+}
+
+const (
+	algOAEP256 = "RSA-OAEP-256"
+	algOAEP    = "RSA-OAEP"
+)
+
+// privateMembers are the JWK members that only a private (or symmetric) key has.
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// parseJWK validates one JWK object and returns its key and alg member. Its
+// errors are bare reasons, without prefix, and never contain key material.
+func parseJWK(obj map[string]json.RawMessage) (*Key, string, error) {
+	var present []string
+	for _, m := range privateMembers {
+		if _, ok := obj[m]; ok {
+			present = append(present, m)
+		}
+	}
+	if len(present) > 0 {
+		return nil, "", fmt.Errorf("key has private members (%s); a client needs only the public key",
+			strings.Join(present, ", "))
+	}
+
+	kty, err := stringMember(obj, "kty")
+	if err != nil {
+		return nil, "", err
+	}
+	if kty != "RSA" {
+		return nil, "", fmt.Errorf("kty is %s, want \"RSA\"", quote(kty))
+	}
+	if use, ok, err := optionalString(obj, "use"); err != nil {
+		return nil, "", err
+	} else if ok && use != "enc" {
+		return nil, "", fmt.Errorf("use is %s, want \"enc\"", quote(use))
+	}
+	if raw, ok := obj["key_ops"]; ok {
+		var ops []string
+		if err := json.Unmarshal(raw, &ops); err != nil {
+			return nil, "", errors.New("key_ops is not an array of strings")
+		}
+		if !slices.Contains(ops, "encrypt") && !slices.Contains(ops, "wrapKey") {
+			return nil, "", errors.New("key_ops allows neither \"encrypt\" nor \"wrapKey\"")
+		}
+	}
+	alg, _, err := optionalString(obj, "alg")
+	if err != nil {
+		return nil, "", err
+	}
+	if alg != "" && alg != algOAEP256 && alg != algOAEP {
+		return nil, "", fmt.Errorf("alg is %s, want \"RSA-OAEP-256\" or \"RSA-OAEP\"", quote(alg))
+	}
+	kid, _, err := optionalString(obj, "kid")
+	if err != nil {
+		return nil, "", err
+	}
+	if kid == "" {
+		return nil, "", errors.New("kid is missing or empty")
+	}
+	n, err := bigMember(obj, "n")
+	if err != nil {
+		return nil, "", err
+	}
+	eBig, err := bigMember(obj, "e")
+	if err != nil {
+		return nil, "", err
+	}
+	if eBig.BitLen() > 31 || eBig.Int64() > maxExponent {
+		return nil, "", errors.New("public exponent is too large")
+	}
+	e := int(eBig.Int64())
+	if reason := checkRSA(n, e); reason != "" {
+		return nil, "", errors.New(reason)
+	}
+	return &Key{ID: kid, PublicKey: &rsa.PublicKey{N: n, E: e}}, alg, nil
+}
+
+func stringMember(obj map[string]json.RawMessage, name string) (string, error) {
+	s, ok, err := optionalString(obj, name)
+	if err == nil && !ok {
+		err = fmt.Errorf("%s is missing", name)
+	}
+	return s, err
+}
+
+func optionalString(obj map[string]json.RawMessage, name string) (string, bool, error) {
+	raw, ok := obj[name]
+	if !ok {
+		return "", false, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", true, fmt.Errorf("%s is not a string", name)
+	}
+	return s, true, nil
+}
+
+// bigMember decodes the base64url-encoded unsigned big-endian integer name.
+func bigMember(obj map[string]json.RawMessage, name string) (*big.Int, error) {
+	s, err := stringMember(obj, name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not base64url", name)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%s is empty", name)
+	}
+	return new(big.Int).SetBytes(b), nil
+}
+
+// kidSuffix returns ` (kid "…")` for a JWK that names a string kid.
+func kidSuffix(obj map[string]json.RawMessage) string {
+	kid, ok, err := optionalString(obj, "kid")
+	if !ok || err != nil {
+		return ""
+	}
+	return " (kid " + quote(kid) + ")"
+}
+
+// quote quotes s for an error message, cut to a readable length.
+func quote(s string) string {
+	const max = 64
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// ParsePEM parses a PEM "PUBLIC KEY" (SPKI), "RSA PUBLIC KEY" (PKCS#1) or
+// "CERTIFICATE" block, giving it the key ID kid.
+//
+// The first such block is used; other blocks are ignored, except that any
+// private key block is refused. A certificate is not verified: only its
+// public key is read. The key must meet the modulus and exponent rules of
+// [ParseKey], and kid must not be empty; otherwise the error wraps
+// [ErrUnsuitableKey].
+func ParsePEM(data []byte, kid string) (*Key, error) {
+	var pub any
+	for rest := data; pub == nil; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, errors.New("e2ee: no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE PEM block found")
+		}
+		var err error
+		switch {
+		case strings.Contains(block.Type, "PRIVATE KEY"):
+			return nil, fmt.Errorf("%w: PEM holds a %s; a client needs only the public key",
+				ErrUnsuitableKey, block.Type)
+		case block.Type == "PUBLIC KEY":
+			pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+		case block.Type == "RSA PUBLIC KEY":
+			pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+		case block.Type == "CERTIFICATE":
+			var cert *x509.Certificate
+			if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+				pub = cert.PublicKey
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("e2ee: PEM %s: %w", block.Type, err)
+		}
+	}
+	rsaPub, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: PEM key is %T, not RSA", ErrUnsuitableKey, pub)
+	}
+	k := &Key{ID: kid, PublicKey: rsaPub}
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// JWK returns k as a public JWK: kty, kid, use "enc", alg "RSA-OAEP-256", n
+// and e, followed by a newline. It never includes anything but public members.
+// A key that is not eligible gives an error wrapping [ErrUnsuitableKey].
+func (k *Key) JWK() ([]byte, error) {
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	err := json.NewEncoder(&buf).Encode(struct {
+		Kty string `json:"kty"`
+		Kid string `json:"kid"`
+		Use string `json:"use"`
+		Alg string `json:"alg"`
+		N   string `json:"n"`
+		E   string `json:"e"`
+	}{
+		Kty: "RSA",
+		Kid: k.ID,
+		Use: "enc",
+		Alg: algOAEP256,
+		N:   base64.RawURLEncoding.EncodeToString(k.PublicKey.N.Bytes()),
+		E:   base64.RawURLEncoding.EncodeToString(big.NewInt(int64(k.PublicKey.E)).Bytes()),
+	})
+	return buf.Bytes(), err
+}

@@ -1,0 +1,326 @@
+package e2ee
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credseal/e2ee/internal/fixture"
+)
+
+func TestParseKeyRefusesIneligible(t *testing.T) {
+	pub := fixture.Public(fixture.RSA2048A)
+	priv := fixture.Private(fixture.RSA2048A)
+	signing := func(kid string) map[string]any {
+		return fixture.JWKMembers(pub, map[string]any{"kid": kid, "use": "sig", "alg": "RS256"})
+	}
+	tests := []struct {
+		name       string
+		data       []byte
+		unsuitable bool   // errors.Is(err, ErrUnsuitableKey)
+		reason     string // the error says this
+	}{
+		{"1024-bit RSA", fixture.JWK(fixture.Public(fixture.RSA1024), map[string]any{"kid": "k"}), true, "modulus has 1024 bits, need at least 2048"},
+		{"EC", []byte(`{"kty":"EC","crv":"P-256","kid":"k","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`), true, `kty is "EC", want "RSA"`},
+		{"oct", []byte(`{"kty":"oct","kid":"k","k":"GawgguFyGrWKav7AX4VKUg"}`), true, "private members (k)"},
+		{"unknown kty", []byte(`{"kty":"OKP","crv":"X25519","kid":"k","x":"hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"}`), true, `kty is "OKP"`},
+		{"missing kty", fixture.JWK(pub, map[string]any{"kid": "k", "kty": nil}), true, "kty is missing"},
+		{"use sig", fixture.JWK(pub, map[string]any{"kid": "k", "use": "sig"}), true, `use is "sig", want "enc"`},
+		{"alg RSA1_5", fixture.JWK(pub, map[string]any{"kid": "k", "alg": "RSA1_5"}), true, `alg is "RSA1_5"`},
+		{"alg RS256", fixture.JWK(pub, map[string]any{"kid": "k", "alg": "RS256"}), true, `alg is "RS256"`},
+		{"alg not a string", fixture.JWK(pub, map[string]any{"kid": "k", "alg": 7}), true, "alg is not a string"},
+		{"key_ops verify", fixture.JWK(pub, map[string]any{"kid": "k", "key_ops": []string{"verify"}}), true, "key_ops allows neither"},
+		{"key_ops not an array", fixture.JWK(pub, map[string]any{"kid": "k", "key_ops": "encrypt"}), true, "key_ops is not an array"},
+		{"missing kid", fixture.JWK(pub, nil), true, "kid is missing or empty"},
+		{"empty kid", fixture.JWK(pub, map[string]any{"kid": ""}), true, "kid is missing or empty"},
+		{"missing n", fixture.JWK(pub, map[string]any{"kid": "k", "n": nil}), true, "n is missing"},
+		{"n not base64url", fixture.JWK(pub, map[string]any{"kid": "k", "n": "!!!"}), true, "n is not base64url"},
+		{"e = 1", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQ"}), true, "public exponent 1 is less than 3"},
+		{"even e", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAC"}), true, "public exponent 65538 is even"},
+		{"huge e", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAAAAAB"}), true, "public exponent is too large"},
+		{"even modulus", fixture.JWK(pub, map[string]any{"kid": "k", "n": fixture.B64(new(big.Int).Lsh(big.NewInt(1), 2048).Bytes())}), true, "modulus is even"},
+		{"private JWK", fixture.JWK(pub, map[string]any{"kid": "k", "d": fixture.B64(priv.D.Bytes()), "p": fixture.B64(priv.Primes[0].Bytes()), "q": fixture.B64(priv.Primes[1].Bytes())}), true, "private members (d, p, q); a client needs only the public key"},
+		{"garbage bytes", []byte("\x00\x01garbage"), false, "not a JSON object"},
+		{"JSON array", []byte(`[1,2]`), false, "not a JSON object"},
+		{"JSON null", []byte(`null`), false, "not a JSON object"},
+		{"keys not an array", []byte(`{"keys":{}}`), false, "keys is not an array"},
+		{"empty set", []byte(`{"keys":[]}`), true, "JWK Set has no keys"},
+		{"set of only signing keys", fixture.Set(signing("s1"), signing("s2")), true, `key 0 (kid "s1"): use is "sig", want "enc"; key 1 (kid "s2"): use is "sig"`},
+		{"set with a non-object", []byte(`{"keys":[42]}`), true, "key 0: not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParseKey(tt.data)
+			if err == nil {
+				t.Fatalf("ParseKey = %+v, nil; want an error", k)
+			}
+			if got := errors.Is(err, ErrUnsuitableKey); got != tt.unsuitable {
+				t.Errorf("errors.Is(%v, ErrUnsuitableKey) = %v; want %v", err, got, tt.unsuitable)
+			}
+			if !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("ParseKey error = %q; want it to contain %q", err, tt.reason)
+			}
+			if !strings.HasPrefix(err.Error(), "e2ee: ") {
+				t.Errorf("ParseKey error = %q; want the prefix \"e2ee: \"", err)
+			}
+			if strings.Contains(err.Error(), fixture.B64(priv.D.Bytes())[:16]) {
+				t.Errorf("ParseKey error contains private key material: %q", err)
+			}
+		})
+	}
+}
+
+func TestParseKeyAcceptsEligible(t *testing.T) {
+	pub := fixture.Public(fixture.RSA2048A)
+	other := fixture.Public(fixture.RSA2048B)
+	large := fixture.Public(fixture.RSA4096)
+	tests := []struct {
+		name    string
+		data    []byte
+		wantKid string
+		wantN   *big.Int
+	}{
+		{"bare RSA JWK with kid", fixture.JWK(pub, map[string]any{"kid": "k1"}), "k1", pub.N},
+		{"use enc, alg RSA-OAEP-256", fixture.JWK(pub, map[string]any{"kid": "k1", "use": "enc", "alg": "RSA-OAEP-256"}), "k1", pub.N},
+		{"provider shape", fixture.JWK(large, map[string]any{"kid": fixture.Thumbprint(large), "use": "enc", "alg": "RSA-OAEP"}), fixture.Thumbprint(large), large.N},
+		{"key_ops wrapKey", fixture.JWK(pub, map[string]any{"kid": "k1", "key_ops": []string{"wrapKey"}}), "k1", pub.N},
+		{"key_ops encrypt", fixture.JWK(pub, map[string]any{"kid": "k1", "key_ops": []string{"verify", "encrypt"}}), "k1", pub.N},
+		{"padded base64", fixture.JWK(pub, map[string]any{"kid": "k1", "e": "AQAB="}), "k1", pub.N},
+		{"set with a signing key and an encryption key", fixture.Set(
+			fixture.JWKMembers(other, map[string]any{"kid": "sig", "use": "sig"}),
+			fixture.JWKMembers(pub, map[string]any{"kid": "enc", "use": "enc"}),
+		), "enc", pub.N},
+		{"set with RSA-OAEP then RSA-OAEP-256", fixture.Set(
+			fixture.JWKMembers(other, map[string]any{"kid": "old", "alg": "RSA-OAEP"}),
+			fixture.JWKMembers(pub, map[string]any{"kid": "new", "alg": "RSA-OAEP-256"}),
+		), "new", pub.N},
+		{"set with two eligible keys picks the first", fixture.Set(
+			fixture.JWKMembers(pub, map[string]any{"kid": "first"}),
+			fixture.JWKMembers(other, map[string]any{"kid": "second"}),
+		), "first", pub.N},
+		{"set with an EC key and garbage", []byte(`{"keys":[{"kty":"EC","kid":"ec"},"x",` +
+			string(fixture.JWK(pub, map[string]any{"kid": "rsa"})) + `]}`), "rsa", pub.N},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParseKey(tt.data)
+			if err != nil {
+				t.Fatalf("ParseKey: %v", err)
+			}
+			if k.ID != tt.wantKid {
+				t.Errorf("ParseKey kid = %q; want %q", k.ID, tt.wantKid)
+			}
+			if k.PublicKey.N.Cmp(tt.wantN) != 0 || k.PublicKey.E != 65537 {
+				t.Errorf("ParseKey returned another public key")
+			}
+		})
+	}
+}
+
+func TestProviderShapeKid(t *testing.T) {
+	// testdata/provider-key.json has the members and shape of the key the
+	// provider served: 4096 bits, use enc, alg RSA-OAEP, a thumbprint kid.
+	data, err := os.ReadFile("testdata/provider-key.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ParseKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k.PublicKey.Equal(fixture.Public(fixture.RSA4096)) {
+		t.Errorf("testdata/provider-key.json is not the public half of the %s fixture", fixture.RSA4096)
+	}
+	if len(k.ID) != 43 {
+		t.Errorf("kid has %d characters; want 43", len(k.ID))
+	}
+	tp, err := k.Thumbprint()
+	if err != nil || tp != k.ID {
+		t.Errorf("Thumbprint() = %q, %v; want the kid %q", tp, err, k.ID)
+	}
+	if k.PublicKey.N.BitLen() != 4096 {
+		t.Errorf("modulus has %d bits; want 4096", k.PublicKey.N.BitLen())
+	}
+}
+
+func TestThumbprintRFC7638(t *testing.T) {
+	// The example of RFC 7638, section 3.1.
+	k, err := ParseKey([]byte(`{"kty":"RSA","kid":"2011-04-29","e":"AQAB","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+	if got, err := k.Thumbprint(); got != want || err != nil {
+		t.Errorf("Thumbprint() = %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestParseKeyPin(t *testing.T) {
+	pub := fixture.Public(fixture.RSA2048A)
+	set := fixture.Set(
+		fixture.JWKMembers(pub, map[string]any{"kid": "a", "alg": "RSA-OAEP-256"}),
+		fixture.JWKMembers(pub, map[string]any{"kid": "b"}),
+	)
+	if k, err := parseKey(set, "b"); err != nil || k.ID != "b" {
+		t.Errorf("parseKey(set, pin b) = %v, %v; want kid b", k, err)
+	}
+	if _, err := parseKey(set, "c"); !errors.Is(err, ErrUnsuitableKey) || !strings.Contains(err.Error(), `pinned kid "c"`) {
+		t.Errorf("parseKey(set, pin c) error = %v; want ErrUnsuitableKey naming the pin", err)
+	}
+	if _, err := parseKey(fixture.JWK(pub, map[string]any{"kid": "a"}), "b"); !errors.Is(err, ErrUnsuitableKey) {
+		t.Errorf("parseKey(jwk a, pin b) error = %v; want ErrUnsuitableKey", err)
+	}
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func TestParsePEM(t *testing.T) {
+	priv := fixture.Private(fixture.RSA2048A)
+	spki, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "e2ee test"},
+		NotBefore:    time.Unix(0, 0),
+		NotAfter:     time.Unix(1<<32, 0),
+		KeyUsage:     x509.KeyUsageKeyEncipherment,
+	}
+	cert, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{
+		{"SPKI", pemBlock("PUBLIC KEY", spki)},
+		{"PKCS#1", pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&priv.PublicKey))},
+		{"certificate", pemBlock("CERTIFICATE", cert)},
+		{"after another block", append(pemBlock("DH PARAMETERS", []byte{1}), pemBlock("PUBLIC KEY", spki)...)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParsePEM(tt.data, "pem-kid")
+			if err != nil {
+				t.Fatalf("ParsePEM: %v", err)
+			}
+			if k.ID != "pem-kid" || !k.PublicKey.Equal(&priv.PublicKey) {
+				t.Errorf("ParsePEM = %q, another key; want pem-kid and the fixture key", k.ID)
+			}
+		})
+	}
+
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecDER, err := x509.MarshalPKIXPublicKey(&ec.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := x509.MarshalPKIXPublicKey(fixture.Public(fixture.RSA1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	privDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name       string
+		data       []byte
+		kid        string
+		unsuitable bool
+		reason     string
+	}{
+		{"private key", pemBlock("PRIVATE KEY", privDER), "k", true, "a client needs only the public key"},
+		{"public then private key", append(pemBlock("PUBLIC KEY", spki), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv))...), "k", false, ""},
+		{"EC key", pemBlock("PUBLIC KEY", ecDER), "k", true, "not RSA"},
+		{"1024-bit key", pemBlock("PUBLIC KEY", small), "k", true, "modulus has 1024 bits"},
+		{"empty kid", pemBlock("PUBLIC KEY", spki), "", true, "kid is empty"},
+		{"not PEM", []byte("hello"), "k", false, "no PUBLIC KEY"},
+		{"corrupt DER", pemBlock("PUBLIC KEY", []byte{0x30, 0x01}), "k", false, "e2ee: PEM PUBLIC KEY"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParsePEM(tt.data, tt.kid)
+			if tt.reason == "" { // a public key first is used; later blocks are not read
+				if err != nil {
+					t.Fatalf("ParsePEM: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("ParsePEM = %v, nil; want an error", k)
+			}
+			if errors.Is(err, ErrUnsuitableKey) != tt.unsuitable || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("ParsePEM error = %q (unsuitable %v); want %q (unsuitable %v)",
+					err, errors.Is(err, ErrUnsuitableKey), tt.reason, tt.unsuitable)
+			}
+		})
+	}
+}
+
+func TestStaticKey(t *testing.T) {
+	k := &Key{ID: "k", PublicKey: fixture.Public(fixture.RSA2048A)}
+	got, err := StaticKey(k).Key(context.Background())
+	if got != k || err != nil {
+		t.Errorf("StaticKey(k).Key() = %p, %v; want %p, nil", got, err, k)
+	}
+	for name, bad := range map[string]*Key{
+		"nil":       nil,
+		"no kid":    {PublicKey: fixture.Public(fixture.RSA2048A)},
+		"no key":    {ID: "k"},
+		"1024 bits": {ID: "k", PublicKey: fixture.Public(fixture.RSA1024)},
+	} {
+		if _, err := StaticKey(bad).Key(context.Background()); !errors.Is(err, ErrUnsuitableKey) {
+			t.Errorf("StaticKey(%s).Key() error = %v; want ErrUnsuitableKey", name, err)
+		}
+	}
+}
+
+func TestKeyJWK(t *testing.T) {
+	// Even a key parsed from a private JWK's public half never serves more.
+	k := &Key{ID: "relay", PublicKey: &fixture.Private(fixture.RSA2048A).PublicKey}
+	data, err := k.JWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members map[string]any
+	if err := json.Unmarshal(data, &members); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"kty": "RSA", "kid": "relay", "use": "enc", "alg": "RSA-OAEP-256"}
+	for name, v := range want {
+		if members[name] != v {
+			t.Errorf("JWK member %s = %v; want %v", name, members[name], v)
+		}
+	}
+	if len(members) != 6 {
+		t.Errorf("JWK has %d members (%s); want kty, kid, use, alg, n, e", len(members), data)
+	}
+	back, err := ParseKey(data)
+	if err != nil || !back.equal(k) {
+		t.Errorf("ParseKey(k.JWK()) = %v, %v; want k", back, err)
+	}
+	if !bytes.HasSuffix(data, []byte("\n")) {
+		t.Errorf("JWK does not end with a newline")
+	}
+	if _, err := (&Key{ID: "x"}).JWK(); !errors.Is(err, ErrUnsuitableKey) {
+		t.Errorf("JWK of a key without a public key: error = %v; want ErrUnsuitableKey", err)
+	}
+}
