@@ -1,0 +1,213 @@
+package e2ee
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Encryptor turns a value into the compact JWE the API requires: RSA-OAEP-256
+// key management, A256GCM content encryption, and a protected header of
+// exactly alg, enc and kid.
+//
+// An Encryptor asks its [KeySource] for the key on every call and builds what
+// it can once per key, so the source decides when keys change. It is safe for
+// concurrent use by multiple goroutines.
+type Encryptor struct {
+	src    KeySource
+	cached atomic.Pointer[keyEncrypter] // the encrypter of the last key used
+}
+
+// keyEncrypter is what is built once per key.
+type keyEncrypter struct {
+	key *Key // as the source supplied it, compared by pointer first
+	enc jose.Encrypter
+}
+
+// NewEncryptor returns an Encryptor that encrypts with the keys src supplies.
+func NewEncryptor(src KeySource) *Encryptor {
+	return &Encryptor{src: src}
+}
+
+// Encrypt returns the compact JWE of plaintext, made with the source's current
+// key. Each call uses a fresh content key and a fresh 96-bit IV, so two
+// encryptions of one plaintext differ.
+//
+// Errors from the key source are wrapped; errors never contain plaintext.
+func (e *Encryptor) Encrypt(ctx context.Context, plaintext []byte) (string, error) {
+	ke, err := e.current(ctx)
+	if err != nil {
+		return "", err
+	}
+	return ke.encrypt(plaintext)
+}
+
+// EncryptString returns the compact JWE of the UTF-8 bytes of s, as
+// [Encryptor.Encrypt] does. It refuses a string that is not valid UTF-8.
+func (e *Encryptor) EncryptString(ctx context.Context, s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", errors.New("e2ee: plaintext is not valid UTF-8")
+	}
+	return e.Encrypt(ctx, []byte(s))
+}
+
+// current returns the encrypter for the source's current key.
+func (e *Encryptor) current(ctx context.Context) (*keyEncrypter, error) {
+	if e == nil || e.src == nil {
+		return nil, errors.New("e2ee: Encryptor has no key source")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("e2ee: encrypt: %w", err)
+	}
+	k, err := e.src.Key(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: getting key: %w", err)
+	}
+	if c := e.cached.Load(); c != nil && c.key.equal(k) {
+		return c, nil
+	}
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{
+		Algorithm: jose.RSA_OAEP_256,
+		Key:       k.PublicKey,
+		KeyID:     k.ID,
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: building encrypter: %w", err)
+	}
+	ke := &keyEncrypter{key: k, enc: enc}
+	e.cached.Store(ke)
+	return ke, nil
+}
+
+// encrypt returns the compact JWE of plaintext.
+func (ke *keyEncrypter) encrypt(plaintext []byte) (string, error) {
+	obj, err := ke.enc.Encrypt(plaintext)
+	if err != nil {
+		return "", fmt.Errorf("e2ee: encrypt: %w", err)
+	}
+	s, err := obj.CompactSerialize()
+	if err != nil {
+		return "", fmt.Errorf("e2ee: serialize: %w", err)
+	}
+	return s, nil
+}
+
+// Sizes of the parts of a JWE this package produces.
+const (
+	gcmIVSize  = 12  // 96-bit IV, as RFC 7518 requires for AES-GCM
+	gcmTagSize = 16  // 128-bit authentication tag
+	minCEKSize = 256 // RSA-OAEP output for the smallest eligible modulus
+)
+
+// IsJWE reports whether s is a compact JWE that this package could have
+// produced: five base64url parts whose protected header is JSON with alg
+// RSA-OAEP-256 and enc A256GCM.
+//
+// It also requires what the API needs and this package always writes: a
+// non-empty string kid, no zip or crit member, no duplicate member, an
+// encrypted key of at least 256 bytes, a 96-bit IV and a 128-bit tag. Other
+// header members are tolerated, since a user interface's JOSE library may
+// add some. IsJWE decrypts nothing: it only recognizes the shape.
+func IsJWE(s string) bool {
+	var parts [5]string
+	rest := s
+	for i := range 4 {
+		var ok bool
+		if parts[i], rest, ok = strings.Cut(rest, "."); !ok {
+			return false
+		}
+	}
+	if strings.Contains(rest, ".") {
+		return false
+	}
+	parts[4] = rest
+
+	header, err := b64.DecodeString(parts[0])
+	if err != nil || !isOurHeader(header) {
+		return false
+	}
+	if n, ok := decodedLen(parts[1]); !ok || n < minCEKSize {
+		return false
+	}
+	if n, ok := decodedLen(parts[2]); !ok || n != gcmIVSize {
+		return false
+	}
+	if _, ok := decodedLen(parts[3]); !ok {
+		return false
+	}
+	if n, ok := decodedLen(parts[4]); !ok || n != gcmTagSize {
+		return false
+	}
+	return true
+}
+
+// b64 is the encoding of every JWE part: base64url, no padding, canonical.
+var b64 = base64.RawURLEncoding.Strict()
+
+// decodedLen validates the base64url part s and returns its decoded length.
+func decodedLen(s string) (int, bool) {
+	if _, err := b64.Decode(make([]byte, b64.DecodedLen(len(s))), []byte(s)); err != nil {
+		return 0, false
+	}
+	return b64.DecodedLen(len(s)), true
+}
+
+// isOurHeader reports whether header is a JSON object with alg RSA-OAEP-256,
+// enc A256GCM, a non-empty string kid, no zip or crit, and no duplicate member.
+func isOurHeader(header []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(header))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return false
+	}
+	seen := make(map[string]bool, 3)
+	var alg, enc, kid string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		name := tok.(string) // object keys are always strings
+		if seen[name] || name == "zip" || name == "crit" {
+			return false
+		}
+		seen[name] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return false
+		}
+		switch name {
+		case "alg", "enc", "kid":
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				return false
+			}
+			switch name {
+			case "alg":
+				alg = s
+			case "enc":
+				enc = s
+			case "kid":
+				kid = s
+			}
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return false
+	}
+	return alg == algOAEP256 && enc == string(jose.A256GCM) && kid != ""
+}
