@@ -1,0 +1,507 @@
+package e2ee
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// ErrNotString indicates that a designated JSON value cannot be encrypted in
+// place. It occurs when a field pattern of a [Payload] matches a number,
+// boolean, object or array: only strings (and null) are designated values.
+var ErrNotString = errors.New("e2ee: designated value is not a string")
+
+// ErrCleartext indicates that a body still carries a credential in cleartext.
+// It occurs when [Payload.Check] finds a designated value that is not a JWE.
+var ErrCleartext = errors.New("e2ee: designated value in cleartext")
+
+// Payload designates the sensitive fields of JSON request bodies and
+// encrypts them in place.
+//
+// Fields are designated by patterns: a JSON Pointer (RFC 6901, with ~0 and ~1
+// escapes) whose segments may be "*", meaning any member of an object or any
+// element of an array. A pattern that begins with "!" excludes what it
+// matches. A value is designated when some pattern matches its pointer
+// exactly and no "!" pattern does: "!/payer" excludes the value at /payer
+// only; "!/payer/*" excludes its members. A member literally named "*" is
+// matched by the wildcard only.
+//
+// A Payload rewrites bodies in one pass over their bytes, without decoding
+// them into maps: member order, whitespace, number literals and escapes
+// outside the designated strings are kept exactly. It is safe for concurrent
+// use by multiple goroutines.
+type Payload struct {
+	enc      *Encryptor
+	patterns []pattern
+	// workers bounds the encryptions of one body that run at once;
+	// 0 means GOMAXPROCS.
+	workers int
+}
+
+// pattern is one compiled field pattern.
+type pattern struct {
+	exclude bool
+	segs    []segment
+}
+
+// segment is one reference token of a pattern.
+type segment struct {
+	name     string // unescaped member name; "*" when wild
+	wild     bool
+	index    int // the array index name denotes, or -1
+	hasIndex bool
+}
+
+func (s segment) matchName(name []byte) bool { return s.wild || string(name) == s.name }
+
+func (s segment) matchIndex(i int) bool { return s.wild || (s.hasIndex && s.index == i) }
+
+// NewPayload returns a Payload that encrypts, with enc, the values that
+// fields designate. Each field is a pattern as described on [Payload]. At
+// least one pattern must designate something (not begin with "!").
+//
+// enc may be nil for a Payload used only to [Payload.Check] bodies.
+func NewPayload(enc *Encryptor, fields ...string) (*Payload, error) {
+	p := &Payload{enc: enc}
+	include := false
+	for _, f := range fields {
+		pat, err := compilePattern(f)
+		if err != nil {
+			return nil, err
+		}
+		include = include || !pat.exclude
+		p.patterns = append(p.patterns, pat)
+	}
+	if !include {
+		return nil, errors.New("e2ee: no field pattern designates anything")
+	}
+	return p, nil
+}
+
+// compilePattern parses one field pattern.
+func compilePattern(f string) (pattern, error) {
+	var pat pattern
+	src := f
+	if rest, ok := strings.CutPrefix(f, "!"); ok {
+		pat.exclude, src = true, rest
+	}
+	if !strings.HasPrefix(src, "/") {
+		return pattern{}, fmt.Errorf("e2ee: field pattern %q: want a JSON Pointer starting with /", f)
+	}
+	for tok := range strings.SplitSeq(src[1:], "/") {
+		name, err := unescapeToken(tok)
+		if err != nil {
+			return pattern{}, fmt.Errorf("e2ee: field pattern %q: %w", f, err)
+		}
+		seg := segment{name: name, wild: tok == "*", index: -1}
+		if i, err := strconv.Atoi(tok); err == nil && i >= 0 && strconv.Itoa(i) == tok {
+			seg.index, seg.hasIndex = i, true
+		}
+		pat.segs = append(pat.segs, seg)
+	}
+	return pat, nil
+}
+
+// unescapeToken resolves the ~0 and ~1 escapes of an RFC 6901 reference token.
+func unescapeToken(tok string) (string, error) {
+	if !strings.Contains(tok, "~") {
+		return tok, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(tok); i++ {
+		if tok[i] != '~' {
+			b.WriteByte(tok[i])
+			continue
+		}
+		if i+1 == len(tok) || (tok[i+1] != '0' && tok[i+1] != '1') {
+			return "", errors.New("~ must be followed by 0 or 1")
+		}
+		b.WriteByte("~/"[tok[i+1]-'0'])
+		i++
+	}
+	return b.String(), nil
+}
+
+// Encrypt returns body with every designated string replaced by the JWE of
+// its decoded value, and every other byte exactly as it was.
+//
+// A designated value that is already a JWE (see [IsJWE]), or null, is left
+// as it is, so encrypting twice equals encrypting once. A designated number,
+// boolean, object or array is an error wrapping [ErrNotString] that names its
+// JSON Pointer. Duplicate member names are all encrypted. Invalid JSON,
+// invalid UTF-8 and trailing data are errors. When a body has several values
+// to encrypt, they are encrypted concurrently, all with the same key.
+//
+// On error nothing partial is returned, and no error contains a value. When
+// nothing needs encrypting, Encrypt returns body itself and asks the key
+// source nothing; body is never modified.
+func (p *Payload) Encrypt(ctx context.Context, body []byte) ([]byte, error) {
+	out, _, err := p.encrypt(ctx, body)
+	return out, err
+}
+
+// encrypt is Encrypt, also returning the kid of the key used ("" when nothing
+// was encrypted).
+func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, error) {
+	w := p.walk(body, false)
+	defer w.release()
+	if w.err != nil {
+		return nil, "", w.err
+	}
+	if len(w.found) == 0 {
+		return body, "", nil
+	}
+	if p.enc == nil {
+		return nil, "", errors.New("e2ee: Payload has no Encryptor")
+	}
+	ke, err := p.enc.current(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+
+	jwes, err := encryptAll(ctx, ke, w.found, p.workerCount())
+	if err != nil {
+		return nil, "", err
+	}
+
+	size := len(body)
+	for i, f := range w.found {
+		size += len(jwes[i]) + 2 - (f.end - f.start)
+	}
+	out := make([]byte, 0, size)
+	last := 0
+	for i, f := range w.found {
+		out = append(out, body[last:f.start]...)
+		out = append(out, '"')
+		out = append(out, jwes[i]...)
+		out = append(out, '"')
+		last = f.end
+	}
+	out = append(out, body[last:]...)
+	return out, ke.key.ID, nil
+}
+
+// encryptAll encrypts the values of found with ke, using up to workers
+// goroutines, the caller's among them. Workers take the next value from a
+// shared counter rather than one goroutine per value: on a busy machine,
+// every goroutine woken costs as much as a good part of an RSA operation.
+func encryptAll(ctx context.Context, ke *keyEncrypter, found []found, workers int) ([]string, error) {
+	jwes := make([]string, len(found))
+	errs := make([]error, len(found))
+	var next atomic.Int64
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(found) {
+				return
+			}
+			if err := ctx.Err(); err != nil {
+				errs[i] = fmt.Errorf("e2ee: encrypt: %w", err)
+				return
+			}
+			if jwes[i], errs[i] = ke.encrypt(found[i].plain); errs[i] != nil {
+				next.Store(int64(len(found))) // stop the others early
+				return
+			}
+		}
+	}
+	if workers <= 1 || len(found) == 1 {
+		work()
+	} else {
+		var wg sync.WaitGroup
+		for range min(workers, len(found)) {
+			wg.Go(work)
+		}
+		wg.Wait()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, errs[slices.IndexFunc(errs, func(e error) bool { return e != nil })]
+	}
+	return jwes, nil
+}
+
+func (p *Payload) workerCount() int {
+	if p.workers > 0 {
+		return p.workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// Check returns nil when every designated value of body is a JWE, null or
+// absent. Otherwise it returns an error wrapping [ErrCleartext] that names the
+// JSON Pointers of the values still in cleartext (never the values). It
+// needs no key. Invalid JSON is an error too.
+func (p *Payload) Check(body []byte) error {
+	w := p.walk(body, true)
+	defer w.release()
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.cleartext) > 0 {
+		return fmt.Errorf("%w: %s", ErrCleartext, strings.Join(w.cleartext, ", "))
+	}
+	return nil
+}
+
+// walker is the state of one pass over a body.
+type walker struct {
+	p     *Payload
+	body  []byte
+	check bool // collect cleartext pointers instead of failing on non-strings
+
+	buf  bytes.Buffer
+	dec  *jsontext.Decoder
+	live []int32 // a stack of sets of pattern indices, one set per open level
+	name []byte  // scratch for unescaped member names
+
+	found     []found  // designated strings to encrypt, in body order
+	cleartext []string // with check: pointers of designated values in cleartext
+	err       error
+}
+
+// found is a designated string: its bytes, quotes included, are
+// body[start:end]; plain is its decoded value, a copy when owned and else a
+// slice of the body.
+type found struct {
+	start, end int
+	plain      []byte
+	owned      bool
+}
+
+var walkers = sync.Pool{New: func() any {
+	w := new(walker)
+	w.dec = jsontext.NewDecoder(&w.buf)
+	return w
+}}
+
+// walk reads body once, recording designated strings (or, with check,
+// designated values in cleartext).
+//
+// It tracks, for each open object or array, the patterns whose segments
+// match the path so far, and skips whole values that no pattern can reach
+// with SkipValue: that is what keeps the pass close to the cost of
+// validation. The jsontext decoder reads directly from the body's bytes.
+func (p *Payload) walk(body []byte, check bool) *walker {
+	w := walkers.Get().(*walker)
+	w.p, w.body, w.check = p, body, check
+	w.buf = *bytes.NewBuffer(body)
+	w.dec.Reset(&w.buf, jsontext.AllowDuplicateNames(true))
+
+	w.live = w.live[:0]
+	for i := range p.patterns {
+		w.live = append(w.live, int32(i))
+	}
+	w.err = w.value(0, 0, len(w.live))
+	if w.err == nil {
+		switch _, err := w.dec.ReadToken(); {
+		case err == nil:
+			w.err = errors.New("e2ee: trailing data after the JSON value")
+		case err != io.EOF:
+			w.err = syntaxError(err, "trailing data after the JSON value")
+		}
+	}
+	return w
+}
+
+// release clears plaintext copies and returns w to the pool.
+func (w *walker) release() {
+	for _, f := range w.found {
+		if f.owned {
+			clear(f.plain)
+		}
+	}
+	w.found = w.found[:0]
+	w.cleartext = nil
+	clear(w.name)
+	w.p, w.body, w.err = nil, nil, nil
+	w.buf = bytes.Buffer{}
+	w.dec.Reset(&w.buf) // drop every reference to body
+	walkers.Put(w)
+}
+
+// value handles the next value, reached through a path matched so far by
+// the patterns w.live[lo:hi], at depth (path length) depth.
+func (w *walker) value(depth, lo, hi int) error {
+	designated, descend := false, false
+	excluded := false
+	for _, i := range w.live[lo:hi] {
+		pat := &w.p.patterns[i]
+		switch n := len(pat.segs); {
+		case n == depth && pat.exclude:
+			excluded = true
+		case n == depth:
+			designated = true
+		case n > depth && !pat.exclude:
+			descend = true
+		}
+	}
+	designated = designated && !excluded
+
+	kind := w.dec.PeekKind()
+	switch {
+	case designated:
+		return w.designated(kind)
+	case descend && kind == '{':
+		return w.object(depth, lo, hi)
+	case descend && kind == '[':
+		return w.array(depth, lo, hi)
+	default:
+		if err := w.dec.SkipValue(); err != nil {
+			return syntaxError(err, "")
+		}
+		return nil
+	}
+}
+
+func (w *walker) designated(kind jsontext.Kind) error {
+	v, err := w.dec.ReadValue()
+	if err != nil {
+		return syntaxError(err, "")
+	}
+	switch kind {
+	case 'n':
+		return nil
+	case '"':
+	default:
+		ptr := string(w.dec.StackPointer())
+		if w.check {
+			w.cleartext = append(w.cleartext, fmt.Sprintf("%s (%s)", ptr, kindName(kind)))
+			return nil
+		}
+		return fmt.Errorf("%w: %s is %s", ErrNotString, ptr, kindName(kind))
+	}
+	end := int(w.dec.InputOffset())
+	start := end - len(v)
+	plain, owned := w.body[start+1:end-1:end-1], false
+	if bytes.IndexByte(plain, '\\') >= 0 {
+		if plain, err = jsontext.AppendUnquote(nil, v); err != nil {
+			return syntaxError(err, "")
+		}
+		owned = true
+	}
+	if bytes.Count(plain, []byte{'.'}) == 4 && IsJWE(string(plain)) {
+		return nil
+	}
+	if w.check {
+		w.cleartext = append(w.cleartext, string(w.dec.StackPointer()))
+		if owned {
+			clear(plain)
+		}
+		return nil
+	}
+	w.found = append(w.found, found{start: start, end: end, plain: plain, owned: owned})
+	return nil
+}
+
+func (w *walker) object(depth, lo, hi int) error {
+	if _, err := w.dec.ReadToken(); err != nil {
+		return syntaxError(err, "")
+	}
+	for w.dec.PeekKind() != '}' {
+		raw, err := w.dec.ReadValue()
+		if err != nil {
+			return syntaxError(err, "")
+		}
+		name := raw[1 : len(raw)-1]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			if w.name, err = jsontext.AppendUnquote(w.name[:0], raw); err != nil {
+				return syntaxError(err, "")
+			}
+			name = w.name
+		}
+		if err := w.child(depth, lo, hi, func(s segment) bool { return s.matchName(name) }); err != nil {
+			return err
+		}
+	}
+	if _, err := w.dec.ReadToken(); err != nil {
+		return syntaxError(err, "")
+	}
+	return nil
+}
+
+func (w *walker) array(depth, lo, hi int) error {
+	if _, err := w.dec.ReadToken(); err != nil {
+		return syntaxError(err, "")
+	}
+	for i := 0; w.dec.PeekKind() != ']'; i++ {
+		if err := w.child(depth, lo, hi, func(s segment) bool { return s.matchIndex(i) }); err != nil {
+			return err
+		}
+	}
+	if _, err := w.dec.ReadToken(); err != nil {
+		return syntaxError(err, "")
+	}
+	return nil
+}
+
+// child handles the value one level below depth, whose path token the
+// segments for which match is true match.
+func (w *walker) child(depth, lo, hi int, match func(segment) bool) error {
+	top := len(w.live)
+	for _, i := range w.live[lo:hi] {
+		if segs := w.p.patterns[i].segs; len(segs) > depth && match(segs[depth]) {
+			w.live = append(w.live, i)
+		}
+	}
+	err := w.value(depth+1, top, len(w.live))
+	w.live = w.live[:top]
+	return err
+}
+
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case '0':
+		return "a number"
+	case 't', 'f':
+		return "a boolean"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	}
+	return "not a string"
+}
+
+// syntaxError describes a JSON decoding error by position only: the
+// decoder's own message may quote bytes of the body, which could be part of
+// a credential.
+func syntaxError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if what == "" {
+		what = "body is not valid JSON"
+	}
+	var se *jsontext.SyntacticError
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return &jsonError{msg: "body is not valid JSON: unexpected end of input", err: err}
+	case errors.As(err, &se):
+		msg := fmt.Sprintf("%s (at byte offset %d", what, se.ByteOffset)
+		if se.JSONPointer != "" {
+			msg += ", within " + string(se.JSONPointer)
+		}
+		return &jsonError{msg: msg + ")", err: err}
+	}
+	return &jsonError{msg: what, err: err}
+}
+
+// jsonError is an invalid-JSON error whose message gives no body bytes.
+// Unwrap gives the decoder's error, which may quote some.
+type jsonError struct {
+	msg string
+	err error
+}
+
+func (e *jsonError) Error() string { return "e2ee: " + e.msg }
+func (e *jsonError) Unwrap() error { return e.err }

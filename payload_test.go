@@ -1,0 +1,560 @@
+package e2ee
+
+import (
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/credseal/e2ee/internal/fixture"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// The provider's request shapes: every member but the structural ones.
+var (
+	connectionCreateFields = []string{"/*", "!/id_connector", "!/connector_uuid", "!/source", "!/id_provider", "!/id_bank"}
+	connectionUpdateFields = []string{"/*", "!/source", "!/active", "!/expire", "!/resume", "!/refresh_auth"}
+	transferUpdateFields   = []string{"/*", "!/id_account", "!/amount", "!/label", "!/beneficiary_type",
+		"!/id_recipient", "!/beneficiary_number", "!/beneficiary_label", "!/validated"}
+	paymentValidationFields = []string{"/fields/*"}
+)
+
+// testEncryptor encrypts with the 2048-bit fixture key A.
+func testEncryptor() (*Encryptor, *rsa.PrivateKey, string) {
+	k := fixtureKey(fixture.RSA2048A)
+	return NewEncryptor(StaticKey(k)), fixture.Private(fixture.RSA2048A), k.ID
+}
+
+// openJWEs returns body with every JWE string that decrypts with priv
+// replaced by jwe(<its plaintext as a JSON string>), and every other byte as
+// it was. It asserts the protected header of each one it opens.
+func openJWEs(t testing.TB, body []byte, priv *rsa.PrivateKey, kid string) string {
+	t.Helper()
+	var out strings.Builder
+	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
+	last := 0
+	for {
+		var v []byte
+		var err error
+		if dec.PeekKind() == '"' {
+			v, err = dec.ReadValue()
+		} else {
+			_, err = dec.ReadToken()
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("output is not valid JSON: %v", err)
+		}
+		if v == nil || !IsJWE(string(v[1:len(v)-1])) {
+			continue
+		}
+		end := int(dec.InputOffset())
+		start := end - len(v)
+		header, plain, err := fixture.Decrypt(string(v[1:len(v)-1]), priv)
+		if err != nil {
+			continue // a JWE for another key: left as it is
+		}
+		if header["kid"] != kid || len(header) != 3 {
+			t.Errorf("JWE at byte %d has header %v; want alg, enc and kid %s", start, header, kid)
+		}
+		quoted, _ := json.Marshal(string(plain))
+		out.Write(body[last:start])
+		fmt.Fprintf(&out, "jwe(%s)", quoted)
+		last = end
+	}
+	out.Write(body[last:])
+	return out.String()
+}
+
+func TestPayloadEncryptGolden(t *testing.T) {
+	tests := []struct {
+		name   string // testdata/payload/{input}.json, {name}.golden
+		input  string
+		fields []string
+	}{
+		{"connection-create", "connection-create", connectionCreateFields},
+		{"connection-update-otp", "connection-update-otp", connectionUpdateFields},
+		{"connection-update", "connection-update", connectionUpdateFields},
+		{"transfer-update", "transfer-update", transferUpdateFields},
+		{"payment-validation", "payment-validation", paymentValidationFields},
+		{"preserved", "preserved", []string{"/password"}},
+		{"escapes", "escapes", []string{"/password", "/login"}},
+		{"duplicates", "duplicates", []string{"/password"}},
+		{"null-and-jwe", "null-and-jwe", []string{"/*"}},
+		{"array-wildcard", "array-wildcard", []string{"/fields/*/value"}},
+		{"exclusions", "exclusions", []string{"/*", "/*/*", "!/payer", "!/fields", "!/payer/iban"}},
+		{"escaped-names", "exclusions", []string{"/a~1b", "/m~0n", "/password"}},
+		{"top-array", "top-array", []string{"/*/secret", "/2"}},
+		{"empty-string", "empty-string", []string{"/password"}},
+		{"nothing-designated", "nothing-designated", connectionCreateFields},
+		{"absent", "connection-create", []string{"/otp", "/fields/*/value"}},
+	}
+	enc, priv, kid := testEncryptor()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join("testdata", "payload", tt.input+".json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig := bytes.Clone(in)
+			p, err := NewPayload(enc, tt.fields...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := p.Encrypt(context.Background(), in)
+			if err != nil {
+				t.Fatalf("Encrypt: %v", err)
+			}
+			if !bytes.Equal(in, orig) {
+				t.Errorf("Encrypt modified its input")
+			}
+			got := openJWEs(t, out, priv, kid)
+			golden := filepath.Join("testdata", "payload", tt.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("Encrypt(%s), decrypted:\n%s\nwant:\n%s", tt.input, got, want)
+			}
+			if err := p.Check(out); err != nil {
+				t.Errorf("Check(Encrypt(%s)) = %v; want nil", tt.input, err)
+			}
+			again, err := p.Encrypt(context.Background(), out)
+			if err != nil || !bytes.Equal(again, out) {
+				t.Errorf("Encrypt(Encrypt(%s)) differs from Encrypt(%s) (err %v)", tt.input, tt.input, err)
+			}
+		})
+	}
+}
+
+func TestPayloadEncryptErrors(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	failing := NewEncryptor(funcSource(func(context.Context) (*Key, error) { return nil, errors.New("key server down") }))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := canary
+	tests := []struct {
+		name   string
+		enc    *Encryptor
+		ctx    context.Context
+		fields []string
+		body   string
+		is     error
+		reason string
+	}{
+		{"number", enc, nil, []string{"/pin"}, `{"pin": 1234, "x": "` + c + `"}`, ErrNotString, "/pin is a number"},
+		{"boolean", enc, nil, []string{"/*"}, `{"a": "` + c + `", "ok": true}`, ErrNotString, "/ok is a boolean"},
+		{"object", enc, nil, []string{"/*"}, `{"a": "` + c + `", "o": {"p": "` + c + `"}}`, ErrNotString, "/o is an object"},
+		{"array", enc, nil, []string{"/fields/*"}, `{"fields": {"list": ["` + c + `"]}}`, ErrNotString, "/fields/list is an array"},
+		{"escaped pointer", enc, nil, []string{"/*"}, `{"a/b~c": 1}`, ErrNotString, "/a~1b~0c is a number"},
+		{"invalid JSON", enc, nil, []string{"/p"}, `{"p": "` + c + `" "q": 1}`, nil, "not valid JSON"},
+		{"truncated", enc, nil, []string{"/p"}, `{"p": "` + c, nil, "unexpected end of input"},
+		{"trailing data", enc, nil, []string{"/p"}, `{"p": "` + c + `"} {"p": "` + c + `"}`, nil, "trailing data"},
+		{"invalid UTF-8 in a designated string", enc, nil, []string{"/p"}, `{"p": "` + c + "\xff" + `"}`, nil, "not valid JSON"},
+		{"lone surrogate escape", enc, nil, []string{"/p"}, `{"p": "` + c + `\ud800"}`, nil, "not valid JSON"},
+		{"empty body", enc, nil, []string{"/p"}, ``, nil, "unexpected end of input"},
+		{"key source fails", failing, nil, []string{"/p"}, `{"p": "` + c + `"}`, nil, "key server down"},
+		{"canceled context", enc, canceled, []string{"/p"}, `{"p": "` + c + `"}`, context.Canceled, "canceled"},
+		{"canceled, several fields", enc, canceled, []string{"/*"}, `{"p": "` + c + `", "q": "` + c + `"}`, context.Canceled, "canceled"},
+		{"no Encryptor", nil, nil, []string{"/p"}, `{"p": "` + c + `"}`, nil, "no Encryptor"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewPayload(tt.enc, tt.fields...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := tt.ctx
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			out, err := p.Encrypt(ctx, []byte(tt.body))
+			if err == nil || out != nil {
+				t.Fatalf("Encrypt(%s) = %q, %v; want nil and an error", tt.name, out, err)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("Encrypt error = %v; want errors.Is %v", err, tt.is)
+			}
+			if !strings.HasPrefix(err.Error(), "e2ee: ") || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("Encrypt error = %q; want e2ee: ... %s", err, tt.reason)
+			}
+			if strings.Contains(err.Error(), canary) || strings.Contains(err.Error(), canary[:8]) {
+				t.Errorf("Encrypt error contains the credential: %q", err)
+			}
+		})
+	}
+}
+
+func TestNewPayloadErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		fields []string
+		reason string
+	}{
+		{"no fields", nil, "no field pattern designates anything"},
+		{"only exclusions", []string{"!/id", "!/source"}, "no field pattern designates anything"},
+		{"no leading slash", []string{"password"}, `"password": want a JSON Pointer starting with /`},
+		{"empty", []string{""}, `"": want a JSON Pointer`},
+		{"! alone", []string{"/a", "!"}, `"!": want a JSON Pointer`},
+		{"! without slash", []string{"/a", "!a"}, `"!a": want a JSON Pointer`},
+		{"bad ~ escape", []string{"/a~2"}, "~ must be followed by 0 or 1"},
+		{"trailing ~", []string{"/a/b~"}, "~ must be followed by 0 or 1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewPayload(nil, tt.fields...)
+			if err == nil {
+				t.Fatalf("NewPayload(%q) = %v, nil; want an error", tt.fields, p)
+			}
+			if !strings.HasPrefix(err.Error(), "e2ee: ") || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("NewPayload(%q) error = %q; want %q", tt.fields, err, tt.reason)
+			}
+		})
+	}
+}
+
+func TestPayloadCheck(t *testing.T) {
+	j := storedJWE()
+	for _, tt := range []struct {
+		name   string
+		fields []string
+		body   string
+		want   string // "" for nil; else the error must contain it
+	}{
+		{"all JWE", []string{"/*"}, `{"login": "` + j + `", "password": "` + j + `"}`, ""},
+		{"null and absent", []string{"/login", "/password", "/otp"}, `{"login": null, "id_connector": 4}`, ""},
+		{"excluded cleartext", []string{"/*", "!/id_connector"}, `{"id_connector": 4, "p": "` + j + `"}`, ""},
+		{"one cleartext", []string{"/*"}, `{"login": "` + j + `", "password": "` + canary + `"}`, "cleartext: /password"},
+		{"several", []string{"/*", "/fields/*"}, `{"a": "` + canary + `", "fields": {"x": "` + canary + `"}, "n": 5}`, "cleartext: /a, /fields (an object), /n (a number)"},
+		{"escaped JWE is still a JWE", []string{"/p"}, `{"p": "` + strings.Replace(j, ".", `\u002e`, 1) + `"}`, ""},
+		{"JWS", []string{"/p"}, `{"p": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}`, "cleartext: /p"},
+		{"invalid JSON", []string{"/p"}, `{"p": "` + canary, "unexpected end of input"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewPayload(nil, tt.fields...) // Check needs no key
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.Check([]byte(tt.body))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Check = %v; want nil", err)
+			case tt.want != "" && err == nil:
+				t.Errorf("Check = nil; want an error with %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Errorf("Check = %q; want it to contain %q", err, tt.want)
+			case err != nil && strings.Contains(err.Error(), canary[:8]):
+				t.Errorf("Check error contains the credential: %q", err)
+			case strings.Contains(tt.want, "cleartext") && !errors.Is(err, ErrCleartext):
+				t.Errorf("Check = %v; want errors.Is ErrCleartext", err)
+			}
+		})
+	}
+}
+
+// storedJWE returns the JWE, made with fixture key A, that
+// testdata/payload/null-and-jwe.json holds.
+func storedJWE() string {
+	data, err := os.ReadFile("testdata/payload/null-and-jwe.json")
+	if err != nil {
+		panic(err)
+	}
+	var doc struct{ Password string }
+	if err := json.Unmarshal(data, &doc); err != nil {
+		panic(err)
+	}
+	return doc.Password
+}
+
+func TestPayloadUsesOneKeyPerBody(t *testing.T) {
+	// The source rotates on every call: one body must still carry one kid.
+	keys := []*Key{fixtureKey(fixture.RSA2048A), fixtureKey(fixture.RSA2048B)}
+	var calls atomic.Int32
+	enc := NewEncryptor(funcSource(func(context.Context) (*Key, error) {
+		return keys[calls.Add(1)%2], nil
+	}))
+	p, err := NewPayload(enc, "/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := p.encrypt(context.Background(), []byte(`{"a":"1","b":"2","c":"3","d":"4"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls.Load() != 1 {
+		t.Errorf("the key source was asked %d times for one body; want 1", calls.Load())
+	}
+	kids := map[any]bool{}
+	for _, s := range strings.Split(string(out), `"`) {
+		if IsJWE(s) {
+			h, _ := fixture.Header(s)
+			kids[h["kid"]] = true
+		}
+	}
+	if len(kids) != 1 {
+		t.Errorf("one body carries kids %v; want one", kids)
+	}
+}
+
+func TestPayloadConcurrentFields(t *testing.T) {
+	enc, priv, kid := testEncryptor()
+	body := []byte(`{"login":"l","password":"p","otp":"o","birthdate":"b","id_connector":4}`)
+	want := `{"login":jwe("l"),"password":jwe("p"),"otp":jwe("o"),"birthdate":jwe("b"),"id_connector":4}`
+	for _, workers := range []int{1, 2, 4, 0} {
+		t.Run(fmt.Sprint("workers=", workers), func(t *testing.T) {
+			p, err := NewPayload(enc, "/*", "!/id_connector")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.workers = workers
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					out, err := p.Encrypt(context.Background(), body)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if got := openJWEs(t, out, priv, kid); got != want {
+						t.Errorf("Encrypt = %s; want %s", got, want)
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}
+
+// FuzzPayloadEncrypt checks, for arbitrary bodies and one arbitrary pattern
+// beside fixed ones: no panic; on error, no output; on success, the output is
+// valid JSON that equals the input token for token and byte for byte, except
+// for designated strings that became JWEs decrypting to their decoded value;
+// and Encrypt of the output equals the output.
+func FuzzPayloadEncrypt(f *testing.F) {
+	for _, seed := range []string{
+		`{"id_connector": 40, "login": "john", "password": "hunter2"}`,
+		`{"a": {"b": [{"value": "x"}, {"value": null}, {"value": 12345678901234567890}]}}`,
+		`{"password": "a", "password": "b", "password": "c"}`,
+		`{"password": "p\u00e4ss \ud83d\udd10 \"q\" \\ \/ \n", "l\u006fgin": "x"}`,
+		"{\"password\": \"\xff\xfe\"}",
+		`{"n": 12345678901234567890, "f": -1.5e-300, "password": "x"}`,
+		`[{"secret": "zero"}, "one", ["two"]]`,
+		`{"fields": {"website": "par", "pin": 1234}}`,
+		`{"a/b": "x", "m~n": "y", "": ""}`,
+		`{"password": "` + storedJWE() + `"}`,
+		` { } `, `"str"`, `12`, `null`, `{"a":1}{}`, `{"a":`,
+	} {
+		f.Add([]byte(seed), "/password")
+		f.Add([]byte(seed), "/*/*/value")
+	}
+	enc, priv, kid := testEncryptor()
+	f.Fuzz(func(t *testing.T, body []byte, extra string) {
+		fields := []string{"/login", "/password", "/*/secret", "/fields/*", "!/fields/pin", "/a~1b"}
+		if _, err := compilePattern(extra); err == nil {
+			fields = append(fields, extra)
+		}
+		p, err := NewPayload(enc, fields...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each replacement costs an RSA encryption and a decryption here:
+		// bound the work per input so that the fuzzer keeps its pace.
+		w := p.walk(body, false)
+		many := len(w.found) > 16
+		w.release()
+		if many {
+			return
+		}
+		orig := bytes.Clone(body)
+		out, err := p.Encrypt(context.Background(), body)
+		if !bytes.Equal(body, orig) {
+			t.Fatalf("Encrypt modified its input")
+		}
+		if err != nil {
+			if out != nil {
+				t.Fatalf("Encrypt returned output with error %v", err)
+			}
+			return
+		}
+		compareTokens(t, body, out, priv, kid)
+		again, err := p.Encrypt(context.Background(), out)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("Encrypt(out) = %.80q, %v; want out", again, err)
+		}
+		if err := p.Check(out); err != nil {
+			t.Fatalf("Check(out) = %v", err)
+		}
+	})
+}
+
+// compareTokens walks in and out side by side: the bytes between values must
+// be equal, and each value equal, or a string of in replaced in out by a JWE
+// that decrypts to its decoded value.
+func compareTokens(t *testing.T, in, out []byte, priv *rsa.PrivateKey, kid string) {
+	t.Helper()
+	opts := jsontext.AllowDuplicateNames(true)
+	din := jsontext.NewDecoder(bytes.NewReader(in), opts)
+	dout := jsontext.NewDecoder(bytes.NewReader(out), opts)
+	read := func(d *jsontext.Decoder) ([]byte, int, error) {
+		var v []byte
+		var err error
+		switch d.PeekKind() {
+		case '{', '}', '[', ']':
+			var tok jsontext.Token
+			tok, err = d.ReadToken()
+			v = []byte(tok.String())
+		default:
+			v, err = d.ReadValue()
+			v = bytes.Clone(v)
+		}
+		return v, int(d.InputOffset()), err
+	}
+	lastIn, lastOut := 0, 0
+	for {
+		vin, endIn, errIn := read(din)
+		vout, endOut, errOut := read(dout)
+		if errIn == io.EOF && errOut == io.EOF {
+			break
+		}
+		if errIn != nil || errOut != nil {
+			t.Fatalf("reading in: %v; out: %v", errIn, errOut)
+		}
+		startIn, startOut := endIn-len(vin), endOut-len(vout)
+		if !bytes.Equal(in[lastIn:startIn], out[lastOut:startOut]) {
+			t.Fatalf("bytes between values differ: %q vs %q", in[lastIn:startIn], out[lastOut:startOut])
+		}
+		lastIn, lastOut = endIn, endOut
+		if bytes.Equal(vin, vout) {
+			continue
+		}
+		if len(vin) == 0 || vin[0] != '"' || len(vout) < 2 || !IsJWE(string(vout[1:len(vout)-1])) {
+			t.Fatalf("value %q became %q", vin, vout)
+		}
+		header, plain, err := fixture.Decrypt(string(vout[1:len(vout)-1]), priv)
+		if err != nil {
+			t.Fatalf("decrypting the replacement of %q: %v", vin, err)
+		}
+		if header["kid"] != kid {
+			t.Fatalf("kid = %v; want %s", header["kid"], kid)
+		}
+		want, err := jsontext.AppendUnquote(nil, vin)
+		if err != nil || !bytes.Equal(plain, want) {
+			t.Fatalf("replacement of %q decrypts to %q; want %q (%v)", vin, plain, want, err)
+		}
+	}
+	if !bytes.Equal(in[lastIn:], out[lastOut:]) {
+		t.Fatalf("trailing bytes differ: %q vs %q", in[lastIn:], out[lastOut:])
+	}
+}
+
+// largeBody returns a JSON object of about size bytes: three credentials
+// around a large "history" array that no pattern reaches.
+func largeBody(size int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"id_connector": 40, "login": "john.doe", "history": [`)
+	for i := 0; b.Len() < size-200; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, `{"id": %d, "amount": 12345678901234567890, "label": "caf\u00e9 payment %d", "tags": ["a", "b"], "ok": true}`, i, i)
+	}
+	b.WriteString(`], "password": "hunter2", "otp": "123456"}`)
+	return b.Bytes()
+}
+
+// BenchmarkPayload1MiB compares Payload.Encrypt on a 1 MiB body with three
+// designated fields with json.Valid and with a decode into any plus encode,
+// on the same body. The Encrypt figure includes its three RSA encryptions.
+func BenchmarkPayload1MiB(b *testing.B) {
+	body := largeBody(1 << 20)
+	enc, _, _ := testEncryptor()
+	p, err := NewPayload(enc, "/login", "/password", "/otp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("PayloadEncrypt", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.Encrypt(context.Background(), body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("PayloadCheck", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := p.Check(body); !errors.Is(err, ErrCleartext) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("JSONValid", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if !json.Valid(body) {
+				b.Fatal("invalid")
+			}
+		}
+	})
+	b.Run("UnmarshalMarshal", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var v any
+			if err := json.Unmarshal(body, &v); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := json.Marshal(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkPayloadConnection encrypts a 300-byte connection body with four
+// designated fields, one field at a time and concurrently.
+func BenchmarkPayloadConnection(b *testing.B) {
+	body := []byte(`{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "login": "john.doe@example.org", "password": "correct horse battery staple", "website": "par", "birthdate": "1970-01-01", "id_provider": 7, "id_bank": 8, "comment": null}`)
+	enc, _, _ := testEncryptor()
+	for _, tt := range []struct {
+		name    string
+		workers int
+	}{{"sequential", 1}, {"concurrent", 0}} {
+		b.Run(tt.name, func(b *testing.B) {
+			p, err := NewPayload(enc, connectionCreateFields...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			p.workers = tt.workers
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Encrypt(context.Background(), body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
