@@ -1,0 +1,207 @@
+// Package powens holds what is specific to the Powens API (formerly Budget
+// Insight): the URL of a domain's end-to-end encryption key, and the requests
+// that the API documents as end-to-end encrypted.
+//
+// A backend that forwards credentials to the API needs a few lines:
+//
+//	url, _ := powens.KeyURL("acme")
+//	keys, _ := e2ee.NewKeyFetcher(url, nil)
+//	routes, _ := powens.Routes("acme", e2ee.NewEncryptor(keys))
+//	client := &http.Client{Transport: &e2ee.Transport{Routes: routes}}
+//
+// # Requests covered
+//
+// [Routes] returns one route per request, all POST on https://{domain}.biapi.pro
+// ({user} may be "me"):
+//
+//   - connection creation, /2.0/users/{user}/connections: every top-level
+//     member but id_connector, connector_uuid, source, id_provider and id_bank;
+//   - connection update (new credentials, or additional information such as
+//     an OTP), /2.0/users/{user}/connections/{connection}: every top-level
+//     member but source, active, expire, resume and refresh_auth;
+//   - transfer update (validation with credentials),
+//     /2.0/users/{user}/transfers/{transfer}: every top-level member but
+//     id_account, amount, label, beneficiary_type, id_recipient,
+//     beneficiary_number, beneficiary_label and validated;
+//   - payment validation, /2.0/payments/{payment}: every value of the nested
+//     fields object, and nothing outside it.
+//
+// # Why a deny-list
+//
+// The credential members are named after the connector's fields, which vary
+// by bank and change over time, and carry no "sensitive" flag. Listing the
+// structural members that stay clear, and encrypting everything else, makes
+// a new connector field encrypted by default: a forgotten name fails safe.
+// A member outside the deny-list that is not a string (a number, say) makes
+// the request fail rather than go out unencrypted.
+//
+// # Payments
+//
+// The payment route covers the validation request of an integrator's own
+// validation webview, which sends the connector field values in fields. The
+// same endpoint takes other requests (resume, confirm, cancel, and a
+// request that submits field values in cleartext); a body of those shapes
+// that has a fields object would have its values encrypted too, so send
+// those requests through a client without this route.
+//
+// # Key rejection
+//
+// The API's documentation does not say how it reports a value it cannot
+// decrypt (for example one encrypted with a retired key), so this package
+// offers no KeyRejected predicate. An integrator who knows the response can
+// set [e2ee.Transport.KeyRejected]; see the package example.
+package powens
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/credseal/e2ee"
+)
+
+// apiHost is the parent domain of every integrator's API domain.
+const apiHost = "biapi.pro"
+
+// KeyURL returns https://{domain}.biapi.pro/2.0/publickey, where the API
+// serves the domain's end-to-end encryption key. A domain that is not a
+// sequence of DNS labels is an error (it could point the URL at another
+// host). The domain is lowercased.
+func KeyURL(domain string) (string, error) {
+	host, err := Host(domain)
+	if err != nil {
+		return "", err
+	}
+	return "https://" + host + "/2.0/publickey", nil
+}
+
+// Host returns {domain}.biapi.pro, the API host of domain, after checking
+// that domain is a sequence of DNS labels: letters, digits and hyphens, 1 to
+// 63 characters each, not starting or ending with a hyphen, separated by
+// dots, with no trailing dot. The result is lowercase.
+func Host(domain string) (string, error) {
+	if domain == "" {
+		return "", errors.New("powens: domain is empty")
+	}
+	for label := range strings.SplitSeq(domain, ".") {
+		if err := checkLabel(label); err != nil {
+			return "", fmt.Errorf("powens: domain %q: %w", domain, err)
+		}
+	}
+	host := strings.ToLower(domain) + "." + apiHost
+	if len(host) > 253 {
+		return "", fmt.Errorf("powens: domain %q: host name longer than 253 characters", domain)
+	}
+	return host, nil
+}
+
+func checkLabel(label string) error {
+	switch {
+	case label == "":
+		return errors.New("empty label (leading, trailing or double dot)")
+	case len(label) > 63:
+		return errors.New("label longer than 63 characters")
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return errors.New("label starts or ends with a hyphen")
+	}
+	for _, c := range label {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return fmt.Errorf("character %q is not allowed in a DNS label", c)
+		}
+	}
+	return nil
+}
+
+// Request names one of the API's end-to-end encrypted requests.
+type Request string
+
+// The requests that the API documents as end-to-end encrypted.
+const (
+	ConnectionCreate  Request = "connection-create"
+	ConnectionUpdate  Request = "connection-update"
+	TransferUpdate    Request = "transfer-update"
+	PaymentValidation Request = "payment-validation"
+)
+
+// preset is what this package knows of one request.
+type preset struct {
+	path   string   // below the host
+	fields []string // field patterns
+}
+
+var presets = map[Request]preset{
+	ConnectionCreate: {"/2.0/users/{user}/connections", []string{
+		"/*", "!/id_connector", "!/connector_uuid", "!/source", "!/id_provider", "!/id_bank",
+	}},
+	ConnectionUpdate: {"/2.0/users/{user}/connections/{connection}", []string{
+		"/*", "!/source", "!/active", "!/expire", "!/resume", "!/refresh_auth",
+	}},
+	TransferUpdate: {"/2.0/users/{user}/transfers/{transfer}", []string{
+		"/*", "!/id_account", "!/amount", "!/label", "!/beneficiary_type", "!/id_recipient",
+		"!/beneficiary_number", "!/beneficiary_label", "!/validated",
+	}},
+	PaymentValidation: {"/2.0/payments/{payment}", []string{"/fields/*"}},
+}
+
+// Requests returns the end-to-end encrypted requests, in a fixed order.
+func Requests() []Request {
+	return []Request{ConnectionCreate, ConnectionUpdate, TransferUpdate, PaymentValidation}
+}
+
+// Fields returns the field patterns of request r, as [e2ee.NewPayload] takes
+// them, or nil for an unknown request.
+func Fields(r Request) []string {
+	p, ok := presets[r]
+	if !ok {
+		return nil
+	}
+	return append([]string(nil), p.fields...)
+}
+
+// Route returns the [e2ee.Route] of request r on domain's API host,
+// encrypting with enc. With verifyOnly, the route checks that bodies are
+// already encrypted instead (enc may then be nil): for a service that relays
+// bodies its user interface encrypted.
+func Route(domain string, r Request, enc *e2ee.Encryptor, verifyOnly bool) (e2ee.Route, error) {
+	host, err := Host(domain)
+	if err != nil {
+		return e2ee.Route{}, err
+	}
+	p, ok := presets[r]
+	if !ok {
+		return e2ee.Route{}, fmt.Errorf("powens: unknown request %q", r)
+	}
+	if enc == nil && !verifyOnly {
+		return e2ee.Route{}, errors.New("powens: nil Encryptor")
+	}
+	payload, err := e2ee.NewPayload(enc, p.fields...)
+	if err != nil {
+		return e2ee.Route{}, fmt.Errorf("powens: %s: %w", r, err)
+	}
+	return e2ee.Route{Pattern: "POST " + host + p.path, Payload: payload, VerifyOnly: verifyOnly}, nil
+}
+
+// Routes returns the [e2ee.Transport] routes, on domain's API host, of every
+// request the API documents as end-to-end encrypted, encrypting with enc.
+func Routes(domain string, enc *e2ee.Encryptor) ([]e2ee.Route, error) {
+	return routes(domain, enc, false)
+}
+
+// VerifyRoutes returns the same routes as [Routes], in VerifyOnly mode: a
+// [e2ee.Transport] with them refuses to send a body that still has a
+// credential in cleartext. It needs no key.
+func VerifyRoutes(domain string) ([]e2ee.Route, error) {
+	return routes(domain, nil, true)
+}
+
+func routes(domain string, enc *e2ee.Encryptor, verifyOnly bool) ([]e2ee.Route, error) {
+	var out []e2ee.Route
+	for _, r := range Requests() {
+		route, err := Route(domain, r, enc, verifyOnly)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, route)
+	}
+	return out, nil
+}

@@ -1,0 +1,196 @@
+package powens_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/internal/fixture"
+	"github.com/credseal/e2ee/powens"
+)
+
+func TestKeyURL(t *testing.T) {
+	for _, tt := range []struct{ domain, want string }{
+		{"acme", "https://acme.biapi.pro/2.0/publickey"},
+		{"acme-sandbox", "https://acme-sandbox.biapi.pro/2.0/publickey"},
+		{"ACME", "https://acme.biapi.pro/2.0/publickey"},
+		{"eu.acme", "https://eu.acme.biapi.pro/2.0/publickey"},
+		{"a1", "https://a1.biapi.pro/2.0/publickey"},
+		{strings.Repeat("a", 63), "https://" + strings.Repeat("a", 63) + ".biapi.pro/2.0/publickey"},
+	} {
+		got, err := powens.KeyURL(tt.domain)
+		if got != tt.want || err != nil {
+			t.Errorf("KeyURL(%q) = %q, %v; want %q", tt.domain, got, err, tt.want)
+		}
+	}
+}
+
+func TestKeyURLRefusesHostileDomains(t *testing.T) {
+	for _, domain := range []string{
+		"", "evil.com/x", "a@b", "a b", "acme.", ".acme", "a..b", strings.Repeat("a", 64),
+		"-acme", "acme-", "acme:443", "acme/", "acme?x=1", "acme#frag", "ac%6de", "äcme",
+		"evil.com\\@acme", "acme\n", "127.0.0.1:80/x", strings.Repeat("a.", 127) + "a",
+	} {
+		if got, err := powens.KeyURL(domain); err == nil || got != "" {
+			t.Errorf("KeyURL(%q) = %q, %v; want an error", domain, got, err)
+		} else if !strings.HasPrefix(err.Error(), "powens: ") {
+			t.Errorf("KeyURL(%q) error = %q; want the prefix powens:", domain, err)
+		}
+	}
+}
+
+// recorder records the bodies of the requests that reach it.
+type recorder struct {
+	mu     sync.Mutex // guards bodies
+	bodies map[string][]byte
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	b, _ := io.ReadAll(req.Body)
+	req.Body.Close()
+	r.mu.Lock()
+	r.bodies[req.URL.String()] = b
+	r.mu.Unlock()
+	return &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: req}, nil
+}
+
+func TestRoutes(t *testing.T) {
+	priv := fixture.Private(fixture.RSA2048A)
+	key := &e2ee.Key{ID: fixture.Thumbprint(&priv.PublicKey), PublicKey: &priv.PublicKey}
+	routes, err := powens.Routes("acme", e2ee.NewEncryptor(e2ee.StaticKey(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{bodies: map[string][]byte{}}
+	client := &http.Client{Transport: &e2ee.Transport{Base: rec, Routes: routes}}
+
+	for _, tt := range []struct {
+		name, url, body, want string
+	}{
+		{
+			"connection creation",
+			"https://acme.biapi.pro/2.0/users/me/connections",
+			`{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "id_provider": 7, "id_bank": 8, "login": "john.doe", "password": "hunter2", "website": "par"}`,
+			`{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "id_provider": 7, "id_bank": 8, "login": jwe("john.doe"), "password": jwe("hunter2"), "website": jwe("par")}`,
+		},
+		{
+			"connection update with additional information",
+			"https://acme.biapi.pro/2.0/users/12/connections/34",
+			`{"otp":"123456","source":"directaccess","active":true,"expire":"2026-12-31 00:00:00","resume":true,"refresh_auth":false}`,
+			`{"otp":jwe("123456"),"source":"directaccess","active":true,"expire":"2026-12-31 00:00:00","resume":true,"refresh_auth":false}`,
+		},
+		{
+			"transfer update",
+			"https://acme.biapi.pro/2.0/users/me/transfers/56",
+			`{"id_account": 1, "amount": 12.50, "label": "Rent", "beneficiary_type": "recipient", "id_recipient": 2, "beneficiary_number": "FR76", "beneficiary_label": "Landlord", "validated": true, "sms": "987654"}`,
+			`{"id_account": 1, "amount": 12.50, "label": "Rent", "beneficiary_type": "recipient", "id_recipient": 2, "beneficiary_number": "FR76", "beneficiary_label": "Landlord", "validated": true, "sms": jwe("987654")}`,
+		},
+		{
+			"payment validation",
+			"https://acme.biapi.pro/2.0/payments/78",
+			`{"connector_uuid": "338178e6", "validate_mechanism": "webview", "fields": {"website": "par", "login": "john.doe", "password": "hunter2"}, "payer": {"identity": "John Doe"}, "webview_url": "https://example.org/cb", "validated": true}`,
+			`{"connector_uuid": "338178e6", "validate_mechanism": "webview", "fields": {"website": jwe("par"), "login": jwe("john.doe"), "password": jwe("hunter2")}, "payer": {"identity": "John Doe"}, "webview_url": "https://example.org/cb", "validated": true}`,
+		},
+		{
+			"another path passes untouched",
+			"https://acme.biapi.pro/2.0/users/me/accounts",
+			`{"login": "john.doe", "password": "hunter2"}`,
+			`{"login": "john.doe", "password": "hunter2"}`,
+		},
+		{
+			"another host passes untouched",
+			"https://other.biapi.pro/2.0/users/me/connections",
+			`{"login": "john.doe", "password": "hunter2"}`,
+			`{"login": "john.doe", "password": "hunter2"}`,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := client.Post(tt.url, "application/json", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			rec.mu.Lock()
+			sent := rec.bodies[tt.url]
+			rec.mu.Unlock()
+			got, headers, err := fixture.Open(sent, priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("sent, decrypted:\n%s\nwant:\n%s", got, tt.want)
+			}
+			for _, h := range headers {
+				if h["kid"] != key.ID || h["alg"] != "RSA-OAEP-256" || h["enc"] != "A256GCM" || len(h) != 3 {
+					t.Errorf("protected header %v", h)
+				}
+			}
+		})
+	}
+}
+
+func TestVerifyRoutes(t *testing.T) {
+	routes, err := powens.VerifyRoutes("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{bodies: map[string][]byte{}}
+	tr := &e2ee.Transport{Base: rec, Routes: routes}
+	req, err := http.NewRequest("POST", "https://acme.biapi.pro/2.0/users/me/connections",
+		strings.NewReader(`{"id_connector": 40, "password": "hunter2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "/password") || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("RoundTrip error = %v; want a refusal naming /password, not its value", err)
+	}
+	if len(rec.bodies) != 0 {
+		t.Errorf("a cleartext body was sent")
+	}
+}
+
+func TestRouteErrors(t *testing.T) {
+	enc := e2ee.NewEncryptor(e2ee.StaticKey(nil))
+	if _, err := powens.Routes("evil.com/x", enc); err == nil {
+		t.Errorf("Routes(evil.com/x) succeeded")
+	}
+	if _, err := powens.Routes("acme", nil); err == nil {
+		t.Errorf("Routes with a nil Encryptor succeeded")
+	}
+	if _, err := powens.Route("acme", "account-list", enc, false); err == nil || !strings.Contains(err.Error(), "unknown request") {
+		t.Errorf("Route(account-list) error = %v; want unknown request", err)
+	}
+	for _, r := range powens.Requests() {
+		if len(powens.Fields(r)) == 0 {
+			t.Errorf("Fields(%s) is empty", r)
+		}
+	}
+	f := powens.Fields(powens.ConnectionCreate)
+	f[0] = "/changed"
+	if powens.Fields(powens.ConnectionCreate)[0] != "/*" {
+		t.Errorf("Fields returns the package's own slice")
+	}
+}
+
+func TestRoutesEncryptNewConnectorFields(t *testing.T) {
+	// A connector field the package has never heard of is encrypted.
+	priv := fixture.Private(fixture.RSA2048A)
+	key := &e2ee.Key{ID: "k", PublicKey: &priv.PublicKey}
+	routes, err := powens.Routes("acme", e2ee.NewEncryptor(e2ee.StaticKey(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := routes[0].Payload
+	out, err := p.Encrypt(context.Background(), []byte(`{"id_connector": 1, "brand_new_secret": "s3cr3t"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte("s3cr3t")) {
+		t.Errorf("an unknown connector field left in cleartext: %s", out)
+	}
+}
