@@ -12,7 +12,18 @@
 //
 //   - [Key], [ParseKey] and [ParsePEM] hold and validate the public key;
 //     [KeySource] is whatever supplies it, and [StaticKey] a fixed one.
+//   - [KeyFetcher] fetches the key from the API's key endpoint, validates,
+//     caches and refreshes it, and stays well-behaved when that endpoint is
+//     slow, failing, huge or rotating.
 //   - [Encryptor] turns one value into the exact JWE the API requires.
+//   - [Payload] rewrites JSON request bodies, replacing the designated
+//     fields and leaving every other byte as it was; [Payload.Check] tells
+//     whether a body is already encrypted.
+//   - [Transport] is an [net/http.RoundTripper] that encrypts the matching
+//     requests a backend sends, and fails closed: when anything goes wrong,
+//     nothing is sent.
+//   - [KeyHandler] relays the public key to a user interface, so that it can
+//     encrypt before anything reaches the backend.
 //
 // Provider specifics, such as the key URL of a domain and which requests
 // carry which fields, live in subpackages; this package knows none of them
