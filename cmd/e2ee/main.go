@@ -1,0 +1,336 @@
+// Command e2ee encrypts, checks and inspects end-to-end encrypted request
+// bodies from the command line.
+//
+// Usage:
+//
+//	e2ee encrypt (--key URL|FILE | --powens DOMAIN) (--field PATTERN ... | --request NAME) < body.json
+//	e2ee check (--field PATTERN ... | --request NAME) < body.json
+//	e2ee key (URL|FILE | --powens DOMAIN)
+//
+// encrypt prints the body with every designated string replaced by its JWE.
+// check exits with status 1, naming the fields still in cleartext, when a
+// designated value is not a JWE. key prints the key's kid, modulus size,
+// RFC 7638 thumbprint and whether it is eligible, and exits with status 1
+// when it is not.
+//
+// A key is a URL (https, or http on loopback) serving a JWK or JWK Set, or a
+// file holding one, or a PEM public key or certificate (its kid is then
+// --kid, or the key's thumbprint). --powens DOMAIN stands for the key URL of
+// that Powens domain; --request NAME for the field patterns of one of its
+// requests: connection-create, connection-update, transfer-update,
+// payment-validation.
+//
+// Only the result goes to standard output; messages go to standard error and
+// never carry a value of the body. The exit status is 0 on success, 1 on
+// failure and 2 on a usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/powens"
+)
+
+// maxInput bounds what is read from standard input or a key file.
+const maxInput = 16 << 20
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// errUsage marks errors that call for the usage text and exit status 2.
+var errUsage = errors.New("usage")
+
+const usage = `usage:
+  e2ee encrypt (--key URL|FILE | --powens DOMAIN) (--field PATTERN ... | --request NAME) < body.json
+  e2ee check (--field PATTERN ... | --request NAME) < body.json
+  e2ee key (URL|FILE | --powens DOMAIN)
+`
+
+// run executes the command line args and returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, "e2ee: no command\n%s", usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "encrypt":
+		err = encrypt(ctx, args[1:], stdin, stdout)
+	case "check":
+		err = check(args[1:], stdin, stderr)
+	case "key":
+		err = inspectKey(ctx, args[1:], stdout)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "e2ee: %v\n%s", err, usage)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "e2ee: %s: %v\n", args[0], strings.TrimPrefix(err.Error(), "e2ee: "))
+		return 1
+	}
+}
+
+// patterns collects repeated --field flags.
+type patterns []string
+
+func (p *patterns) String() string     { return strings.Join(*p, " ") }
+func (p *patterns) Set(v string) error { *p = append(*p, v); return nil }
+
+// headers collects repeated --header "Name: value" flags.
+type headers http.Header
+
+func (h headers) String() string { return "" }
+func (h headers) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return errors.New(`want "Name: value"`)
+	}
+	http.Header(h).Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	return nil
+}
+
+// options are the flags the commands share.
+type options struct {
+	fs      *flag.FlagSet
+	fields  patterns
+	request string
+	key     string
+	kid     string
+	domain  string
+	header  headers
+	timeout time.Duration
+}
+
+func newOptions(name string) *options {
+	o := &options{fs: flag.NewFlagSet(name, flag.ContinueOnError), header: headers{}}
+	o.fs.SetOutput(io.Discard) // errors are reported by run
+	o.fs.Var(&o.fields, "field", "a field `PATTERN` (JSON Pointer, * wildcards, ! to exclude); repeatable")
+	o.fs.StringVar(&o.request, "request", "", "the field patterns of a Powens `request`")
+	o.fs.StringVar(&o.key, "key", "", "the key: a `URL` or FILE")
+	o.fs.StringVar(&o.kid, "kid", "", "the kid of a PEM key (default: its RFC 7638 thumbprint)")
+	o.fs.StringVar(&o.domain, "powens", "", "a Powens `DOMAIN`: its key URL")
+	o.fs.Var(o.header, "header", `an extra "Name: value" header for the key URL; repeatable`)
+	o.fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound on fetching the key")
+	return o
+}
+
+func (o *options) parse(args []string) error {
+	if err := o.fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+// patterns returns the field patterns of --field or --request.
+func (o *options) patterns() ([]string, error) {
+	switch {
+	case o.request != "" && len(o.fields) > 0:
+		return nil, fmt.Errorf("%w: give --field or --request, not both", errUsage)
+	case o.request != "":
+		f := powens.Fields(powens.Request(o.request))
+		if f == nil {
+			return nil, fmt.Errorf("%w: unknown request %q (want one of %s)", errUsage, o.request, requestNames())
+		}
+		return f, nil
+	case len(o.fields) == 0:
+		return nil, fmt.Errorf("%w: no --field or --request", errUsage)
+	}
+	return o.fields, nil
+}
+
+func requestNames() string {
+	var names []string
+	for _, r := range powens.Requests() {
+		names = append(names, string(r))
+	}
+	return strings.Join(names, ", ")
+}
+
+// keyLocation returns where the key is: --key, the positional argument, or
+// the --powens domain's key URL.
+func (o *options) keyLocation() (string, error) {
+	loc := o.key
+	if o.fs.NArg() > 0 {
+		if loc != "" || o.fs.NArg() > 1 {
+			return "", fmt.Errorf("%w: more than one key given", errUsage)
+		}
+		loc = o.fs.Arg(0)
+	}
+	if o.domain != "" {
+		if loc != "" {
+			return "", fmt.Errorf("%w: give a key or --powens, not both", errUsage)
+		}
+		return powens.KeyURL(o.domain)
+	}
+	if loc == "" {
+		return "", fmt.Errorf("%w: no key: give a URL, a FILE or --powens DOMAIN", errUsage)
+	}
+	return loc, nil
+}
+
+// loadKey fetches or reads the key at loc.
+func (o *options) loadKey(ctx context.Context, loc string) (*e2ee.Key, error) {
+	if strings.HasPrefix(loc, "https://") || strings.HasPrefix(loc, "http://") {
+		f, err := e2ee.NewKeyFetcher(loc, &e2ee.FetcherConfig{Header: http.Header(o.header), Timeout: o.timeout})
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return f.Key(ctx)
+	}
+	data, err := readAll(loc, nil)
+	if err != nil {
+		return nil, err
+	}
+	if strings.Contains(string(data), "-----BEGIN ") {
+		kid := o.kid
+		if kid == "" {
+			kid = "pending" // replaced by the thumbprint below
+		}
+		k, err := e2ee.ParsePEM(data, kid)
+		if err != nil {
+			return nil, err
+		}
+		if o.kid == "" {
+			if k.ID, err = k.Thumbprint(); err != nil {
+				return nil, err
+			}
+		}
+		return k, nil
+	}
+	return e2ee.ParseKey(data)
+}
+
+// readAll reads the file name, or r when name is empty, up to maxInput bytes.
+func readAll(name string, r io.Reader) ([]byte, error) {
+	if name != "" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxInput {
+		return nil, fmt.Errorf("input larger than %d bytes", maxInput)
+	}
+	return data, nil
+}
+
+func encrypt(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	o := newOptions("encrypt")
+	if err := o.parse(args); err != nil {
+		return err
+	}
+	fields, err := o.patterns()
+	if err != nil {
+		return err
+	}
+	loc, err := o.keyLocation()
+	if err != nil {
+		return err
+	}
+	key, err := o.loadKey(ctx, loc)
+	if err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	p, err := e2ee.NewPayload(e2ee.NewEncryptor(e2ee.StaticKey(key)), fields...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	body, err := readAll("", stdin)
+	if err != nil {
+		return fmt.Errorf("reading the body: %w", err)
+	}
+	out, err := p.Encrypt(ctx, body)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+func check(args []string, stdin io.Reader, stderr io.Writer) error {
+	o := newOptions("check")
+	if err := o.parse(args); err != nil {
+		return err
+	}
+	if o.fs.NArg() > 0 || o.key != "" || o.domain != "" {
+		return fmt.Errorf("%w: check needs no key", errUsage)
+	}
+	fields, err := o.patterns()
+	if err != nil {
+		return err
+	}
+	p, err := e2ee.NewPayload(nil, fields...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	body, err := readAll("", stdin)
+	if err != nil {
+		return fmt.Errorf("reading the body: %w", err)
+	}
+	if err := p.Check(body); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "e2ee: check: every designated value is encrypted")
+	return nil
+}
+
+func inspectKey(ctx context.Context, args []string, stdout io.Writer) error {
+	o := newOptions("key")
+	if err := o.parse(args); err != nil {
+		return err
+	}
+	loc, err := o.keyLocation()
+	if err != nil {
+		return err
+	}
+	key, err := o.loadKey(ctx, loc)
+	if errors.Is(err, e2ee.ErrUnsuitableKey) {
+		fmt.Fprintf(stdout, "eligible:   no: %s\n", strings.TrimPrefix(err.Error(), "e2ee: unsuitable key: "))
+		return errors.New("the key is not eligible")
+	}
+	if err != nil {
+		return err
+	}
+	tp, err := key.Thumbprint()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "kid:        %s\n", key.ID)
+	fmt.Fprintf(stdout, "modulus:    %d bits\n", key.PublicKey.N.BitLen())
+	fmt.Fprintf(stdout, "exponent:   %d\n", key.PublicKey.E)
+	fmt.Fprintf(stdout, "thumbprint: %s (RFC 7638, SHA-256)\n", tp)
+	if tp == key.ID {
+		fmt.Fprintf(stdout, "            the kid is the thumbprint\n")
+	}
+	fmt.Fprintf(stdout, "eligible:   yes: JWEs use RSA-OAEP-256 and A256GCM\n")
+	return nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/credseal/e2ee/internal/fixture"
+)
+
+// binary is the e2ee command, built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "e2ee-cli")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "e2ee")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic("building e2ee: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// canary is a credential that must appear in no output of a failed command.
+const canary = "canary-S3cr3t-4f1d"
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// writeFile writes data to a file in a test directory and returns its path.
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// keyServer serves a JWK on loopback http and returns its URL.
+func keyServer(t *testing.T, jwk []byte) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(jwk)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/2.0/publickey"
+}
+
+func TestKey(t *testing.T) {
+	pub := fixture.Public(fixture.RSA2048A)
+	tp := fixture.Thumbprint(pub)
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemFile := writeFile(t, "key.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))
+	for _, tt := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"provider-shaped file", []string{"key", "../../testdata/provider-key.json"}, []string{
+			"kid:        KHSzzFCf7zxjrtBpmuC_FctmYfnTkc_BNwJkJqcIIIc\n", "modulus:    4096 bits\n",
+			"thumbprint: KHSzzFCf7zxjrtBpmuC_FctmYfnTkc_BNwJkJqcIIIc (RFC 7638, SHA-256)\n",
+			"the kid is the thumbprint\n", "eligible:   yes"}},
+		{"URL", []string{"key", keyServer(t, fixture.JWK(pub, map[string]any{"kid": "served"}))}, []string{
+			"kid:        served\n", "modulus:    2048 bits\n", "thumbprint: " + tp, "eligible:   yes"}},
+		{"PEM with --kid", []string{"key", "--kid", "mine", pemFile}, []string{"kid:        mine\n", "eligible:   yes"}},
+		{"PEM, thumbprint kid", []string{"key", pemFile}, []string{"kid:        " + tp + "\n", "the kid is the thumbprint"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, "", tt.args...)
+			if r.code != 0 {
+				t.Fatalf("e2ee %s: exit %d, stderr %q", strings.Join(tt.args, " "), r.code, r.stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestKeyNotEligible(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		data   []byte
+		reason string
+	}{
+		{"1024 bits", fixture.JWK(fixture.Public(fixture.RSA1024), map[string]any{"kid": "k"}), "modulus has 1024 bits"},
+		{"signing key", fixture.JWK(fixture.Public(fixture.RSA2048A), map[string]any{"kid": "k", "use": "sig"}), `use is "sig"`},
+		{"private key", []byte(mustRead(t, "../../internal/fixture/keys/rsa2048a.pem")), "a client needs only the public key"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, "", "key", writeFile(t, "key", tt.data))
+			if r.code != 1 {
+				t.Errorf("exit %d; want 1", r.code)
+			}
+			if !strings.HasPrefix(r.stdout, "eligible:   no: ") || !strings.Contains(r.stdout, tt.reason) {
+				t.Errorf("stdout = %q; want the verdict no and %q", r.stdout, tt.reason)
+			}
+			if !strings.Contains(r.stderr, "not eligible") {
+				t.Errorf("stderr = %q; want a message", r.stderr)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestEncrypt(t *testing.T) {
+	priv := fixture.Private(fixture.RSA2048A)
+	jwk := fixture.JWK(&priv.PublicKey, map[string]any{"kid": "cli"})
+	keyFile := writeFile(t, "key.json", jwk)
+	body := `{"id_connector": 40, "login": "john", "password": "` + canary + `"}`
+	want := `{"id_connector": 40, "login": jwe("john"), "password": jwe("` + canary + `")}`
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"key file, fields", []string{"encrypt", "--key", keyFile, "--field", "/login", "--field", "/password"}},
+		{"key URL, request preset", []string{"encrypt", "--key", keyServer(t, jwk), "--request", "connection-create"}},
+		{"exclusions", []string{"encrypt", "--key", keyFile, "--field", "/*", "--field", "!/id_connector"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, body, tt.args...)
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
+			}
+			got, headers, err := fixture.Open([]byte(r.stdout), priv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("stdout, decrypted = %s; want %s", got, want)
+			}
+			for _, h := range headers {
+				if h["kid"] != "cli" || h["alg"] != "RSA-OAEP-256" || h["enc"] != "A256GCM" {
+					t.Errorf("header %v", h)
+				}
+			}
+			check := runCLI(t, r.stdout, "check", "--field", "/login", "--field", "/password")
+			if check.code != 0 {
+				t.Errorf("check of the output: exit %d, %s", check.code, check.stderr)
+			}
+		})
+	}
+}
+
+// TestFailures runs every failing command with a credential in the body: it
+// must show in no output, stdout must be empty, and the status must be 1 or 2.
+func TestFailures(t *testing.T) {
+	keyFile := writeFile(t, "key.json", fixture.JWK(fixture.Public(fixture.RSA2048A), map[string]any{"kid": "k"}))
+	body := `{"login": "` + canary + `", "pin": 1234}`
+	for _, tt := range []struct {
+		name   string
+		stdin  string
+		args   []string
+		code   int
+		reason string
+	}{
+		{"number in a designated field", body, []string{"encrypt", "--key", keyFile, "--field", "/*"}, 1, "/pin is a number"},
+		{"invalid JSON", "login=" + canary, []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "not valid JSON"},
+		{"truncated JSON", `{"login": "` + canary, []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "unexpected end of input"},
+		{"invalid UTF-8", "{\"login\": \"" + canary + "\xff\"}", []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "not valid JSON"},
+		{"key URL unreachable", body, []string{"encrypt", "--key", "http://127.0.0.1:1/2.0/publickey", "--field", "/login"}, 1, "key:"},
+		{"key URL not https", body, []string{"encrypt", "--key", "http://keys.example/2.0/publickey", "--field", "/login"}, 1, "https"},
+		{"key file missing", body, []string{"encrypt", "--key", "/nonexistent/key.json", "--field", "/login"}, 1, "no such file"},
+		{"check finds cleartext", body, []string{"check", "--field", "/login"}, 1, "cleartext: /login"},
+		{"check finds a number", body, []string{"check", "--request", "connection-create"}, 1, "/pin (a number)"},
+		{"hostile --powens domain", body, []string{"encrypt", "--powens", "evil.com/x", "--field", "/login"}, 1, "powens:"},
+		{"no arguments", body, nil, 2, "no command"},
+		{"unknown command", body, []string{"decrypt"}, 2, `unknown command "decrypt"`},
+		{"no field", body, []string{"encrypt", "--key", keyFile}, 2, "no --field or --request"},
+		{"unknown request", body, []string{"check", "--request", "account-list"}, 2, "unknown request"},
+		{"bad pattern", body, []string{"check", "--field", "login"}, 2, "JSON Pointer"},
+		{"key and --powens", body, []string{"encrypt", "--key", keyFile, "--powens", "acme", "--field", "/login"}, 2, "not both"},
+		{"no key", body, []string{"encrypt", "--field", "/login"}, 2, "no key"},
+		{"unknown flag", body, []string{"encrypt", "--verbose"}, 2, "flag provided but not defined"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, tt.stdin, tt.args...)
+			if r.code != tt.code {
+				t.Errorf("exit %d; want %d (stderr %q)", r.code, tt.code, r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout = %q; want nothing", r.stdout)
+			}
+			if !strings.Contains(r.stderr, tt.reason) || !strings.HasPrefix(r.stderr, "e2ee: ") {
+				t.Errorf("stderr = %q; want e2ee: ... %q", r.stderr, tt.reason)
+			}
+			if strings.Contains(r.stderr+r.stdout, canary[:8]) {
+				t.Errorf("the credential shows in the output: %q", r.stderr)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	r := runCLI(t, `{"id_connector": 40, "password": null}`, "check", "--request", "connection-create")
+	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "every designated value is encrypted") {
+		t.Errorf("check = %+v; want exit 0, no stdout, a message", r)
+	}
+}
