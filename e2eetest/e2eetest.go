@@ -1,0 +1,233 @@
+// Package e2eetest provides a stand-in for an API that takes end-to-end
+// encrypted request bodies, for use in tests, shaped like net/http/httptest.
+//
+// A [Server] listens over TLS on loopback. It serves a fixture public key as a
+// JWK at its URL itself and at /2.0/publickey, the path of the API's own key
+// endpoint. Every other request reaches a stand-in for the API, which decrypts
+// each JWE of the body it receives, records the request (see [Request]) and
+// answers 200 with {} unless told otherwise ([Server.Respond],
+// [Server.RejectRetiredKeys]). [Server.Rotate] switches to a new key and kid;
+// [Server.Fail], [Server.FailNext] and [Server.Delay] make the key endpoint
+// fail or hang, so that tests can check how the code under test behaves during
+// rotations and outages.
+//
+// [Server.Client] and [Server.Transport] send every request to the server,
+// whatever host it names, as if DNS pointed every domain at it, while TLS is
+// still verified against the server's own certificate. So code that names the
+// API's real URLs, such as those of package powens, runs unchanged against the
+// stand-in:
+//
+//	srv := e2eetest.NewServer()
+//	defer srv.Close()
+//	keyURL, _ := powens.KeyURL("acme") // https://acme.biapi.pro/2.0/publickey
+//	keys, _ := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: srv.Client()})
+//	defer keys.Close()
+//	routes, _ := powens.Routes("acme", e2ee.NewEncryptor(keys))
+//	client := &http.Client{Transport: &e2ee.Transport{Base: srv.Transport(), Routes: routes}}
+//	// ... the code under test posts credentials with client ...
+//	r, _ := srv.LastRequest()
+//	// r.Decrypted["/password"] is the password as the API would read it.
+//
+// # Keys
+//
+// Every Server of a process serves the same sequence of keys, one at a time:
+// it starts with the first and moves to the next on each [Server.Rotate].
+// The sequence begins with the fixture keys embedded in the module (three of
+// 2048 bits, then one of 3072 and one of 4096 bits) and goes on with 2048-bit
+// keys, each generated once per process when first needed. A Server never
+// serves a key twice, and each kid is the RFC 7638 thumbprint of its key, as
+// the provider's own kids are, so a kid identifies one key. A Server decrypts
+// with the key it serves and with every key it served before.
+//
+// # For tests only
+//
+// The private halves of the fixture keys are public, and the clients of a
+// Server send every request to it, whatever URL they are given. Use this
+// package in tests only, never to protect anything.
+//
+// Errors start with "e2eetest:" and never contain a plaintext value. Every
+// method of a Server is safe for concurrent use by multiple goroutines.
+package e2eetest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// serverName is the name that the clients of a Server verify its certificate
+// against, whatever host a request names. The .invalid top-level domain is
+// reserved (RFC 2606), so no real host has it.
+const serverName = "e2eetest.invalid"
+
+// keyPath is the path of the API's key endpoint, below its host, at which a
+// Server serves its key besides at its URL itself.
+const keyPath = "/2.0/publickey"
+
+// Server is a TLS server on loopback that serves a fixture public key and
+// stands in for the API. Create one with [NewServer] and Close it when done.
+type Server struct {
+	// URL is the base URL of the server, https://127.0.0.1:port, with no
+	// trailing slash. The public key is served at URL itself.
+	URL string
+
+	ts        *httptest.Server
+	transport *http.Transport // dials ts whatever the host; trusts its certificate only
+	client    *http.Client    // uses transport
+	done      chan struct{}   // closed by Close: ends delayed handlers
+	closeOnce sync.Once
+	waiting   atomic.Int32 // requests that Delay holds now, for tests
+
+	mu          sync.Mutex    // guards keys, fail, failLeft, delay, reply, reject, keyRequests, requests
+	keys        []*keyPair    // every key served, the current one last
+	fail        *answer       // the answer of failing key requests; nil: none
+	failLeft    int           // key requests that fail is left for; -1: until Recover
+	delay       time.Duration // the wait before each key request is answered
+	reply       answer        // the stand-in's answer to API requests
+	reject      *answer       // the answer to bodies with a JWE of a key not current; nil: accept them
+	keyRequests int           // GET and HEAD requests of the key paths
+	requests    []Request     // the stand-in's requests, in order
+}
+
+// NewServer starts and returns a new Server, serving the first fixture key.
+// The caller should call Close when finished, to shut it down. NewServer
+// panics on setup errors, as httptest.NewServer does.
+func NewServer() *Server {
+	s := &Server{
+		done:  make(chan struct{}),
+		keys:  []*keyPair{nthKey(0)},
+		reply: answer{status: http.StatusOK, body: "{}"},
+	}
+	cert := kitCertificate()
+	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.ts.StartTLS()
+	s.URL = s.ts.URL
+
+	roots := x509.NewCertPool()
+	roots.AddCert(s.ts.Certificate())
+	s.transport = newTransport(s.ts.Listener.Addr().String(), roots)
+	s.client = &http.Client{Transport: s.transport}
+	return s
+}
+
+// Client returns an HTTP client that sends every request to the server,
+// whatever host and port its URL names, so that code using the API's real
+// URLs (https://acme.biapi.pro/...) reaches the server unchanged. It verifies
+// TLS against the server's certificate and trusts no other. Requests must be
+// https. The client is the same on every call; since it sends everything to
+// the server, use it in tests only.
+func (s *Server) Client() *http.Client {
+	return s.client
+}
+
+// Transport returns the transport of [Server.Client], to wrap in a
+// RoundTripper of one's own, such as an [e2ee.Transport]:
+//
+//	client := &http.Client{Transport: &e2ee.Transport{Base: srv.Transport(), Routes: routes}}
+//
+// Like the client, it sends every request to the server whatever its host,
+// so use it in tests only.
+func (s *Server) Transport() http.RoundTripper {
+	return s.transport
+}
+
+// Certificate returns the certificate of the server, for clients of one's
+// own. It is generated once per process and is not the certificate that
+// every httptest server shares. It is valid for 127.0.0.1, ::1, localhost
+// and e2eetest.invalid, the name that [Server.Client] verifies whatever host
+// a request names.
+func (s *Server) Certificate() *x509.Certificate {
+	return s.ts.Certificate()
+}
+
+// Close shuts down the server: requests that [Server.Delay] holds end
+// at once, with their connections closed, and Close waits for the others to
+// complete. Close is idempotent. Decrypt, Open and the recorded requests
+// remain usable after it.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.ts.Close()
+		s.transport.CloseIdleConnections()
+	})
+}
+
+// serveHTTP sends GET and HEAD requests of the key paths to the key endpoint
+// and everything else to the stand-in for the API.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		(r.URL.Path == "/" || r.URL.Path == keyPath) {
+		s.serveKey(w, r)
+		return
+	}
+	s.serveAPI(w, r)
+}
+
+// newTransport returns a transport that dials addr whatever address a
+// request names and verifies the server's certificate against roots, for
+// serverName.
+func newTransport(addr string, roots *x509.CertPool) *http.Transport {
+	var dialer net.Dialer
+	return &http.Transport{
+		// Proxy is nil: no proxy from the environment may see the requests.
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{
+			RootCAs:    roots,
+			ServerName: serverName,
+			MinVersion: tls.VersionTLS12,
+		},
+		TLSHandshakeTimeout: 10 * time.Second,
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     30 * time.Second,
+	}
+}
+
+// kitCertificate returns the TLS certificate of every Server, generated once
+// per process.
+var kitCertificate = sync.OnceValue(newCertificate)
+
+// newCertificate returns a new self-signed ECDSA P-256 certificate for
+// 127.0.0.1, ::1, localhost and serverName. It panics on errors.
+func newCertificate() tls.Certificate {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(fmt.Sprintf("e2eetest: generating the TLS key: %v", err))
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		panic(fmt.Sprintf("e2eetest: TLS certificate serial: %v", err))
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{Organization: []string{"e2eetest"}, CommonName: serverName},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{serverName, "localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		panic(fmt.Sprintf("e2eetest: creating the TLS certificate: %v", err))
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv}
+}
