@@ -1,0 +1,217 @@
+package e2ee
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credseal/e2ee/internal/fixture"
+)
+
+// errorTexts returns the messages of err and of every error it wraps.
+func errorTexts(err error) []string {
+	var texts []string
+	var walk func(error)
+	walk = func(e error) {
+		if e == nil {
+			return
+		}
+		texts = append(texts, e.Error(), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e))
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+		}
+	}
+	walk(err)
+	return texts
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes, for a logger.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestCanaryNeverLeaks sends a credential through every failure path of the
+// Transport, the Payload, the Encryptor and the KeyFetcher under it, and
+// looks for it in every error (and every error each wraps), in the fetcher's
+// log, and in what reached the network.
+func TestCanaryNeverLeaks(t *testing.T) {
+	// The key endpoint's behaviour, switched per case.
+	var mode atomic.Value
+	mode.Store("ok")
+	good := fixture.JWK(fixture.Public(fixture.RSA2048A), map[string]any{"kid": "a"})
+	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch mode.Load() {
+		case "ok":
+			w.Write(good)
+		case "down":
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+		case "huge":
+			w.Write(bytes.Repeat([]byte(" "), 1<<20))
+		case "small key":
+			w.Write(fixture.JWK(fixture.Public(fixture.RSA1024), map[string]any{"kid": "small"}))
+		}
+	}))
+	defer keySrv.Close()
+
+	var logs syncBuffer
+	newFetcher := func() *KeyFetcher {
+		f, err := NewKeyFetcher(keySrv.URL, &FetcherConfig{
+			Logger:             slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			MaxBodyBytes:       4 << 10,
+			MinRefreshInterval: time.Nanosecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(f.Close)
+		return f
+	}
+
+	var wire syncBuffer // every body that reached the network
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		var b bytes.Buffer
+		b.ReadFrom(req.Body)
+		req.Body.Close()
+		wire.Write(b.Bytes())
+		return &http.Response{StatusCode: 400, Body: http.NoBody, Header: http.Header{}, Request: req}, nil
+	})
+	transport := func(f *KeyFetcher, maxBody int64) *Transport {
+		create, err := NewPayload(NewEncryptor(f), "/*", "!/id_connector")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check, err := NewPayload(nil, "/fields/*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Transport{Base: base, MaxBodyBytes: maxBody,
+			KeyRejected: func(*http.Response) bool { return true },
+			Routes: []Route{
+				{Pattern: "POST /connections", Payload: create},
+				{Pattern: "POST /payments/{id}", Payload: check, VerifyOnly: true},
+			}}
+	}
+
+	c := canary
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tt := range []struct {
+		name    string
+		keyMode string
+		path    string
+		body    string
+		ctx     context.Context
+		readErr bool
+		maxBody int64
+	}{
+		{name: "key endpoint down", keyMode: "down", body: `{"password": "` + c + `"}`},
+		{name: "key endpoint too large", keyMode: "huge", body: `{"password": "` + c + `"}`},
+		{name: "key not eligible", keyMode: "small key", body: `{"password": "` + c + `"}`},
+		{name: "invalid JSON", body: `password=` + c},
+		{name: "invalid character inside", body: `{"password": "` + c + `", x}`},
+		{name: "truncated", body: `{"password": "` + c},
+		{name: "invalid UTF-8", body: "{\"password\": \"" + c + "\xff\"}"},
+		{name: "lone surrogate", body: `{"password": "` + c + `\udc00"}`},
+		{name: "bad escape", body: `{"password": "` + c + `\x"}`},
+		{name: "trailing data", body: `{"password": "x"} "` + c + `"`},
+		{name: "number", body: `{"password": "` + c + `", "pin": 12}`},
+		{name: "object", body: `{"password": {"inner": "` + c + `"}}`},
+		{name: "body read error", body: `{"password": "` + c + `"}`, readErr: true},
+		{name: "body too large", body: `{"password": "` + c + `"}`, maxBody: 10},
+		{name: "cleartext on a VerifyOnly route", path: "/payments/1", body: `{"fields": {"code": "` + c + `"}}`},
+		{name: "canceled", body: `{"password": "` + c + `"}`, ctx: canceled},
+		{name: "key rejected, refresh fails", keyMode: "rejected", body: `{"password": "` + c + `"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFetcher()
+			mode.Store("ok")
+			if tt.keyMode != "" && tt.keyMode != "rejected" {
+				mode.Store(tt.keyMode)
+			}
+			if tt.keyMode == "rejected" {
+				if _, err := f.Key(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				mode.Store("down") // the Transport's Refresh fails
+			}
+			path := or(tt.path, "/connections")
+			req, cb := newRequest(t, "POST", "https://api.example"+path, tt.body)
+			if tt.readErr {
+				cb.readErr = errors.New("connection reset")
+			}
+			if tt.ctx != nil {
+				req = req.WithContext(tt.ctx)
+			}
+			resp, err := transport(f, tt.maxBody).RoundTrip(req)
+			if resp != nil {
+				resp.Body.Close()
+			}
+			if err == nil && tt.keyMode != "rejected" {
+				t.Fatalf("RoundTrip succeeded; want a failure")
+			}
+			for _, text := range errorTexts(err) {
+				if strings.Contains(text, canary[:8]) {
+					t.Errorf("an error carries the credential: %s", text)
+				}
+			}
+		})
+	}
+
+	// The Payload and Encryptor directly, and Check.
+	p, err := NewPayload(NewEncryptor(newFetcher()), "/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err1 := p.Encrypt(context.Background(), []byte(`{"p": 1, "q": "`+c+`"}`))
+	err2 := p.Check([]byte(`{"p": "` + c + `"}`))
+	_, err3 := NewEncryptor(StaticKey(nil)).EncryptString(context.Background(), c+"\xff")
+	_, err4 := NewPayload(nil, c)
+	for _, err := range []error{err1, err2, err3} {
+		if err == nil {
+			t.Errorf("want an error")
+		}
+		for _, text := range errorTexts(err) {
+			if strings.Contains(text, canary[:8]) {
+				t.Errorf("an error carries the credential: %s", text)
+			}
+		}
+	}
+	_ = err4 // a pattern is not a credential; it may be quoted
+
+	if strings.Contains(logs.String(), canary[:8]) {
+		t.Errorf("the fetcher's log carries the credential:\n%s", logs.String())
+	}
+	if strings.Contains(wire.String(), canary[:8]) {
+		t.Errorf("the credential reached the network in cleartext")
+	}
+	if logs.String() == "" {
+		t.Errorf("the fetcher logged nothing: the log check checked nothing")
+	}
+}
