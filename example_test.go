@@ -3,12 +3,16 @@ package e2ee_test
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/e2eetest"
 )
 
 // The API's public key, as GET /2.0/publickey serves it. Here a fixture in
@@ -67,4 +71,118 @@ func ExampleStaticKey() {
 	_, err := src.Key(context.Background())
 	fmt.Println(err)
 	// Output: e2ee: unsuitable key: kid is empty
+}
+
+// A Payload designates fields with JSON Pointers, "*" wildcards and "!"
+// exclusions: here, every member but the structural one.
+func ExamplePayload() {
+	data, err := os.ReadFile("testdata/key.json")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key, err := e2ee.ParseKey(data)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := e2ee.NewPayload(e2ee.NewEncryptor(e2ee.StaticKey(key)), "/*", "!/id_connector")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	body := []byte(`{"id_connector": 40, "login": "john.doe", "password": "hunter2"}`)
+	fmt.Println(p.Check(body))
+	out, err := p.Encrypt(context.Background(), body)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.Check(out))
+	fmt.Println(strings.HasPrefix(string(out), `{"id_connector": 40, "login": "eyJ`))
+	// Output:
+	// e2ee: designated value in cleartext: /login, /password
+	// <nil>
+	// true
+}
+
+// A Transport encrypts the requests its routes designate before they leave
+// the process. The e2eetest server stands in for the API.
+func ExampleTransport() {
+	api := e2eetest.NewServer()
+	defer api.Close()
+	keys, err := e2ee.NewKeyFetcher(api.URL, &e2ee.FetcherConfig{HTTPClient: api.Client()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer keys.Close()
+	connection, err := e2ee.NewPayload(e2ee.NewEncryptor(keys), "/login", "/password")
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &e2ee.Transport{
+		Base:   api.Transport(),
+		Routes: []e2ee.Route{{Pattern: "POST /2.0/users/{user}/connections", Payload: connection}},
+	}}
+
+	resp, err := client.Post(api.URL+"/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"id_connector": 40, "login": "john.doe", "password": "hunter2"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	sent, _ := api.LastRequest()
+	fmt.Println(sent.Decrypted["/login"], sent.Decrypted["/password"])
+	fmt.Println(strings.Contains(string(sent.Body), "hunter2"))
+	// Output:
+	// john.doe hunter2
+	// false
+}
+
+// A service that relays bodies its user interface already encrypted checks
+// them instead: a body with a credential in cleartext is refused, and
+// nothing is sent.
+func ExampleRoute_verifyOnly() {
+	api := e2eetest.NewServer()
+	defer api.Close()
+	fields, err := e2ee.NewPayload(nil, "/*", "!/id_connector") // checking needs no key
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &e2ee.Transport{
+		Base:   api.Transport(),
+		Routes: []e2ee.Route{{Pattern: "POST /2.0/users/{user}/connections", Payload: fields, VerifyOnly: true}},
+	}}
+
+	_, err = client.Post(api.URL+"/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"id_connector": 40, "password": "hunter2"}`))
+	fmt.Println(errors.Is(err, e2ee.ErrCleartext))
+	fmt.Println(api.APIRequests(), "requests reached the API")
+	// Output:
+	// true
+	// 0 requests reached the API
+}
+
+// KeyHandler relays the API's key to a user interface, which encrypts
+// before anything reaches the backend.
+func ExampleKeyHandler() {
+	data, err := os.ReadFile("testdata/key.json")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key, err := e2ee.ParseKey(data)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /e2ee/publickey", e2ee.KeyHandler(e2ee.StaticKey(key))) // a KeyFetcher in production
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/e2ee/publickey", nil))
+	served, err := e2ee.ParseKey(rec.Body.Bytes())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rec.Code, rec.Header().Get("Cache-Control"))
+	fmt.Println(served.ID == key.ID)
+	// Output:
+	// 200 public, max-age=300
+	// true
 }

@@ -2,33 +2,40 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
 
 func TestRun(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(&out); err != nil {
+	if err := run(context.Background(), &out); err != nil {
 		t.Fatal(err)
 	}
 	got := out.String()
-	sent, _, ok := strings.Cut(got, "protected header")
+	_, wire, ok := strings.Cut(got, "  ↓\n")
 	if !ok {
-		t.Fatalf("output has no protected header line:\n%s", got)
+		t.Fatalf("output lacks the request as sent:\n%s", got)
+	}
+	wire, decrypted, ok := strings.Cut(wire, "the API decrypts:")
+	if !ok {
+		t.Fatalf("output lacks the decrypted body:\n%s", got)
 	}
 	for _, secret := range []string{"john.doe", "hunter2"} {
-		if strings.Contains(sent, secret) {
-			t.Errorf("the body as sent contains %q in cleartext:\n%s", secret, sent)
+		if strings.Contains(wire, secret) {
+			t.Errorf("the request as sent carries %q in cleartext:\n%s", secret, wire)
 		}
 	}
 	for _, want := range []string{
+		"POST https://acme.biapi.pro/2.0/users/me/connections (200 OK)",
 		`"id_connector": 40`,
-		`{"alg":"RSA-OAEP-256","enc":"A256GCM","kid":"`,
-		"the API decrypts login: john.doe\n",
-		"the API decrypts password: hunter2\n",
+		`protected header of each value: {"alg":"RSA-OAEP-256","enc":"A256GCM","kid":"`,
 	} {
-		if !strings.Contains(got, want) {
+		if !strings.Contains(wire, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
+	}
+	if want := `{"id_connector": 40, "login": "john.doe", "password": "hunter2"}`; !strings.Contains(decrypted, want) {
+		t.Errorf("the API decrypted %q; want %s", decrypted, want)
 	}
 }
