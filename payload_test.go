@@ -509,27 +509,36 @@ func BenchmarkPayload1MiB(b *testing.B) {
 	})
 }
 
-// BenchmarkPayloadConnection encrypts a 300-byte connection body with four
-// designated fields, one field at a time and concurrently.
+// BenchmarkPayloadConnection encrypts bodies with four designated fields,
+// one field at a time and concurrently: a 300-byte connection body, and a
+// short body of four short values.
 func BenchmarkPayloadConnection(b *testing.B) {
-	body := []byte(`{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "login": "john.doe@example.org", "password": "correct horse battery staple", "website": "par", "birthdate": "1970-01-01", "id_provider": 7, "id_bank": 8, "comment": null}`)
 	enc, _, _ := testEncryptor()
-	for _, tt := range []struct {
-		name    string
-		workers int
-	}{{"sequential", 1}, {"concurrent", 0}} {
-		b.Run(tt.name, func(b *testing.B) {
-			p, err := NewPayload(enc, connectionCreateFields...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			p.workers = tt.workers
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := p.Encrypt(context.Background(), body); err != nil {
+	for _, body := range []struct {
+		name string
+		data string
+	}{
+		{"connection", `{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "login": "john.doe@example.org", "password": "correct horse battery staple", "website": "par", "birthdate": "1970-01-01", "id_provider": 7, "id_bank": 8, "comment": null}`},
+		{"short", `{"id_connector": 40, "login": "jd", "password": "pw", "website": "par", "code": "1234"}`},
+	} {
+		for _, tt := range []struct {
+			name    string
+			workers int
+		}{{"sequential", 1}, {"concurrent", 0}} {
+			b.Run(body.name+"/"+tt.name, func(b *testing.B) {
+				p, err := NewPayload(enc, connectionCreateFields...)
+				if err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				p.workers = tt.workers
+				data := []byte(body.data)
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := p.Encrypt(context.Background(), data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
