@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -57,7 +59,9 @@ type Transport struct {
 	// Routes designate the requests to encrypt or check.
 	Routes []Route
 	// KeyRejected, when set, reports whether a response means that the API
-	// could not decrypt with the key used (e.g. an unknown kid). The
+	// could not decrypt with the key used (e.g. an unknown kid). It may read
+	// the response body: its first 64 KiB are buffered, and the caller gets
+	// the whole body all the same. The
 	// Transport then refreshes the key (when the route's key source has
 	// Refresh(ctx) (*Key, error), as KeyFetcher does) and, when that gives a
 	// different kid, resends once, encrypted anew; otherwise, or when the
@@ -66,7 +70,8 @@ type Transport struct {
 	// retry.
 	KeyRejected func(*http.Response) bool
 	// MaxBodyBytes bounds the request bodies read on matching routes;
-	// larger ones are refused. If zero, DefaultMaxBodyBytes is used.
+	// larger ones are refused. If zero or negative, DefaultMaxBodyBytes is
+	// used.
 	MaxBodyBytes int64
 
 	once    sync.Once
@@ -133,39 +138,97 @@ func (t *Transport) route(req *http.Request) *Route {
 	return nil
 }
 
-// match returns the route of req itself, or nil. It tries the URL's host
-// and the Host header, and the path with and without a trailing slash, so
-// that no spelling the server may treat alike slips through in cleartext.
+// match returns the route of req itself, or nil.
+//
+// Servers disagree on which spellings of a request are the same resource,
+// so match tries every reading a server might make, and applies a route if
+// any of them matches: the host of the URL and of the Host header
+// (lowercased, without port or trailing dot); the method in upper case; the
+// path as sent (an Opaque URL's included), and fully percent-decoded (%2F,
+// %2E and %5C too), with backslashes read as slashes, without ;parameters,
+// cleaned of dot segments, and without trailing slashes. Encrypting a request
+// that did not need it is harmless; sending one that did in cleartext is not.
 func (t *Transport) match(req *http.Request) *Route {
 	if req.URL == nil {
 		return nil
 	}
-	hosts := []string{req.URL.Host}
-	if req.Host != "" && req.Host != req.URL.Host {
-		hosts = append(hosts, req.Host)
+	raw, hosts := req.URL.EscapedPath(), []string{req.URL.Host, req.Host}
+	if req.URL.Opaque != "" {
+		uri, _, _ := strings.Cut(req.URL.RequestURI(), "?")
+		raw = uri
+		if u, err := url.Parse(uri); err == nil {
+			raw, hosts = u.EscapedPath(), append(hosts, u.Host)
+		}
 	}
-	path := req.URL.EscapedPath()
-	paths := []string{path}
-	if trimmed := strings.TrimRight(path, "/"); trimmed != path && trimmed != "" {
-		paths = append(paths, trimmed)
-	}
+	var names []string // the hosts, normalized; "" only when none is named
 	for _, host := range hosts {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		host = strings.TrimSuffix(strings.ToLower(host), ".")
-		for _, p := range paths {
-			unescaped, err := url.PathUnescape(p)
-			if err != nil {
-				unescaped = p
+		if host = strings.TrimSuffix(strings.ToLower(host), "."); host != "" && !slices.Contains(names, host) {
+			names = append(names, host)
+		}
+	}
+	if names == nil {
+		names = []string{""}
+	}
+	readings := pathReadings(raw)
+	probe := &http.Request{Method: strings.ToUpper(req.Method), URL: &url.URL{}}
+	for _, host := range names {
+		probe.Host = host
+		for _, p := range readings {
+			*probe.URL = url.URL{Path: p}
+			if p == raw {
+				probe.URL.Path, probe.URL.RawPath = unescapeOr(raw), raw
 			}
-			probe := &http.Request{Method: req.Method, Host: host, URL: &url.URL{Path: unescaped, RawPath: p}}
 			if _, pattern := t.mux.Handler(probe); pattern != "" {
 				return t.routes[pattern]
 			}
 		}
 	}
 	return nil
+}
+
+// pathReadings returns the ways a server may read the escaped path raw:
+// raw itself, then decoded paths as described on match.
+func pathReadings(raw string) []string {
+	readings := []string{raw}
+	add := func(p string) {
+		if p != "" && !slices.Contains(readings, p) {
+			readings = append(readings, p)
+		}
+	}
+	decoded := unescapeOr(raw)
+	for range 3 { // %252F and the like: a server may decode more than once
+		next := unescapeOr(decoded)
+		if next == decoded {
+			break
+		}
+		decoded = next
+	}
+	decoded = strings.ReplaceAll(decoded, "\\", "/")
+	segments := strings.Split(decoded, "/")
+	for i, seg := range segments {
+		segments[i], _, _ = strings.Cut(seg, ";")
+	}
+	for _, p := range []string{decoded, strings.Join(segments, "/")} {
+		add(p)
+		cleaned := path.Clean("/" + p)
+		add(cleaned)
+		add(strings.TrimRight(p, "/"))
+	}
+	if trimmed := strings.TrimRight(raw, "/"); trimmed != raw {
+		add(trimmed)
+	}
+	return readings
+}
+
+// unescapeOr returns the percent-decoded s, or s when it does not decode.
+func unescapeOr(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
 }
 
 // RoundTrip implements [http.RoundTripper]. See [Transport] for what it does
@@ -183,35 +246,80 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	body, err := t.readBody(req)
 	if err != nil {
-		return nil, fmt.Errorf("e2ee: %s: reading request body: %w", route.Pattern, err)
+		return nil, routeError(route, "reading request body", err)
 	}
 	if len(body) == 0 {
-		return t.base().RoundTrip(withBody(req, nil))
+		return t.send(withBody(req, nil))
 	}
 	if route.VerifyOnly {
 		if err := route.Payload.Check(body); err != nil {
 			clear(body)
-			return nil, fmt.Errorf("e2ee: %s: refusing to send: %w", route.Pattern, err)
+			return nil, routeError(route, "refusing to send", err)
 		}
-		return t.base().RoundTrip(withBody(req, body))
+		return t.send(withBody(req, body))
 	}
 
 	out, kid, err := route.Payload.encrypt(req.Context(), body)
 	if err != nil {
 		clear(body)
-		return nil, fmt.Errorf("e2ee: %s: refusing to send: %w", route.Pattern, err)
+		return nil, routeError(route, "refusing to send", err)
 	}
 	if kid == "" { // nothing to encrypt: out is body itself
-		return t.base().RoundTrip(withBody(req, out))
+		return t.send(withBody(req, out))
 	}
 	defer clear(body) // the cleartext copy lives for this call only
 
-	resp, err := t.base().RoundTrip(withBody(req, out))
-	if err != nil || t.KeyRejected == nil || !t.KeyRejected(resp) {
+	resp, err := t.send(withBody(req, out))
+	if err != nil || t.KeyRejected == nil || !t.keyRejected(resp) {
 		return resp, err
 	}
 	return t.retryWithNewKey(req, route, body, kid, resp)
 }
+
+// send sends a request whose body the Transport made. A response without
+// its Request gets it: http.Client follows a redirect's chain of requests
+// through it, and so recognizes the hop of an encrypted request.
+func (t *Transport) send(req *http.Request) (*http.Response, error) {
+	resp, err := t.base().RoundTrip(req)
+	if resp != nil && resp.Request == nil {
+		resp.Request = req
+	}
+	return resp, err
+}
+
+// keyRejectedPeek bounds what a KeyRejected predicate may read of a response
+// body; what it reads is put back for the caller.
+const keyRejectedPeek = 64 << 10
+
+// keyRejected calls KeyRejected with resp, whose body the predicate may read:
+// the first keyRejectedPeek bytes are buffered and given back afterwards.
+func (t *Transport) keyRejected(resp *http.Response) bool {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return t.KeyRejected(resp)
+	}
+	orig := resp.Body
+	prefix, err := io.ReadAll(io.LimitReader(orig, keyRejectedPeek))
+	replay := func() io.ReadCloser {
+		rest := io.Reader(orig)
+		if err != nil {
+			rest = errReader{err}
+		}
+		return readCloser{io.MultiReader(bytes.NewReader(prefix), rest), orig}
+	}
+	resp.Body = replay()
+	rejected := t.KeyRejected(resp)
+	resp.Body = replay()
+	return rejected
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // retryWithNewKey handles a response that says the API could not decrypt
 // with the key kid: it refreshes the key and, when the kid changed, sends the
@@ -230,7 +338,7 @@ func (t *Transport) retryWithNewKey(req *http.Request, route *Route, body []byte
 		return rejected, nil
 	}
 	drainAndClose(rejected.Body)
-	return t.base().RoundTrip(withBody(req, out))
+	return t.send(withBody(req, out))
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -240,27 +348,73 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// readBody reads and closes req.Body, refusing more than MaxBodyBytes.
+// readBody reads and closes req.Body, refusing more than MaxBodyBytes. When
+// the request's context can end, the read runs on a goroutine of its own,
+// so that a body that never ends cannot outlast the context: the body is
+// then closed, which unblocks most readers.
 func (t *Transport) readBody(req *http.Request) ([]byte, error) {
-	defer req.Body.Close()
 	limit := t.MaxBodyBytes
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
 	if req.ContentLength > limit {
+		req.Body.Close()
 		return nil, fmt.Errorf("body of %d bytes exceeds the limit of %d", req.ContentLength, limit)
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
-	if err != nil {
-		clear(body)
-		return nil, err
+	read := func() ([]byte, error) {
+		body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+		switch {
+		case err != nil:
+			clear(body)
+			return nil, err
+		case int64(len(body)) > limit:
+			clear(body)
+			return nil, fmt.Errorf("body exceeds the limit of %d bytes", limit)
+		}
+		return body, nil
 	}
-	if int64(len(body)) > limit {
-		clear(body)
-		return nil, fmt.Errorf("body exceeds the limit of %d bytes", limit)
+	done := req.Context().Done()
+	if done == nil {
+		defer req.Body.Close()
+		return read()
 	}
-	return body, nil
+	type result struct {
+		body []byte
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		body, err := read()
+		ch <- result{body, err}
+	}()
+	select {
+	case r := <-ch:
+		req.Body.Close()
+		return r.body, r.err
+	case <-done:
+		req.Body.Close()
+		go func() { clear((<-ch).body) }() // the read ends with the body closed
+		return nil, req.Context().Err()
+	}
 }
+
+// routeError is the error of a request on route: "e2ee: PATTERN: what: err",
+// without err's own "e2ee: " prefix.
+func routeError(route *Route, what string, err error) error {
+	return &prefixedError{prefix: "e2ee: " + route.Pattern + ": " + what + ": ", err: err}
+}
+
+// prefixedError is err with a prefix of its own in place of err's "e2ee: ".
+type prefixedError struct {
+	prefix string
+	err    error
+}
+
+func (e *prefixedError) Error() string {
+	return e.prefix + strings.TrimPrefix(e.err.Error(), "e2ee: ")
+}
+
+func (e *prefixedError) Unwrap() error { return e.err }
 
 // withBody returns a shallow copy of req that sends body, replayable through
 // GetBody. The caller's request is not modified.

@@ -322,11 +322,25 @@ func TestTransportMatchesSpellings(t *testing.T) {
 		{"double slash", "https://acme.biapi.pro/2.0//users/me/connections", ""},
 		{"escaped letter", "https://acme.biapi.pro/2.0/users/me/connection%73", ""},
 		{"Host header names the API", "https://10.0.0.1/2.0/users/me/connections", "acme.biapi.pro"},
+		{"escaped slash", "https://acme.biapi.pro/2.0/users/me%2Fconnections", ""},
+		{"escaped dot segments", "https://acme.biapi.pro/2.0/users/me/%2e%2e/me/connections", ""},
+		{"doubly escaped slash", "https://acme.biapi.pro/2.0/users/me%252Fconnections", ""},
+		{"backslash", "https://acme.biapi.pro/2.0/users/me%5Cconnections", ""},
+		{"path parameter", "https://acme.biapi.pro/2.0/users/me/connections;v=1", ""},
+		{"lowercase method", "https://acme.biapi.pro/2.0/users/me/connections", "method:post"},
+		{"opaque path", "https://acme.biapi.pro/", "opaque:/2.0/users/me/connections"},
+		{"opaque absolute form", "https://acme.biapi.pro/", "opaque://acme.biapi.pro/2.0/users/me/connections"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
 			tr := testTransport(t, enc, rec)
 			req, _ := newRequest(t, "POST", tt.url, body)
+			switch kind, v, _ := strings.Cut(tt.host, ":"); kind {
+			case "method":
+				req.Method, tt.host = v, ""
+			case "opaque":
+				req.URL.Opaque, tt.host = v, ""
+			}
 			req.Host = tt.host
 			if _, err := tr.RoundTrip(req); err != nil {
 				t.Fatal(err)
@@ -376,6 +390,130 @@ func TestTransportRedirect(t *testing.T) {
 		if got := openJWEs(t, []byte(b), priv, kid); got != `{"password": jwe("`+canary+`")}` {
 			t.Errorf("hop %d carried %s; want the encrypted credential", i, got)
 		}
+	}
+}
+
+// TestTransportRedirectCustomBase follows a 307 answered by a base that does
+// not set Response.Request, as a stub or cache may not: the second hop must
+// still be recognized and encrypted.
+func TestTransportRedirectCustomBase(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	var mu sync.Mutex
+	var bodies []string
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		b, _ := io.ReadAll(req.Body)
+		req.Body.Close()
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		if req.URL.Path == "/2.0/users/me/connections" {
+			return &http.Response{StatusCode: 307, Header: http.Header{"Location": {"/elsewhere"}}, Body: http.NoBody}, nil
+		}
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody}, nil
+	})
+	client := &http.Client{Transport: testTransport(t, enc, nil).withBase(base)}
+	resp, err := client.Post(connectionsURL, "application/json", strings.NewReader(`{"password": "`+canary+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 2 {
+		t.Fatalf("%d requests sent; want 2", len(bodies))
+	}
+	for i, b := range bodies {
+		if strings.Contains(b, canary) {
+			t.Errorf("hop %d carried the credential in cleartext", i)
+		}
+	}
+}
+
+// withBase returns a copy of t's configuration with another base.
+func (t *Transport) withBase(base http.RoundTripper) *Transport {
+	return &Transport{Base: base, Routes: t.Routes, KeyRejected: t.KeyRejected, MaxBodyBytes: t.MaxBodyBytes}
+}
+
+// TestTransportUnknownLength encrypts a body whose length is not known in
+// advance (ContentLength 0, as a custom reader or a pipe gives).
+func TestTransportUnknownLength(t *testing.T) {
+	enc, priv, kid := testEncryptor()
+	rec := &recorder{}
+	tr := testTransport(t, enc, rec)
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte(`{"password": "` + canary + `"}`))
+		pw.Close()
+	}()
+	req, err := http.NewRequest("POST", connectionsURL, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 0
+	if _, err := tr.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	sent := rec.requests()
+	if len(sent) != 1 || openJWEs(t, sent[0].body, priv, kid) != `{"password": jwe("`+canary+`")}` {
+		t.Errorf("a body of unknown length was not encrypted")
+	}
+}
+
+// TestTransportBodyReadHonoursContext reads a body that never ends: the
+// request's deadline ends the read, and nothing is sent.
+func TestTransportBodyReadHonoursContext(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	rec := &recorder{}
+	tr := testTransport(t, enc, rec)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(`{"password": "`))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", connectionsURL, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.RoundTrip(req)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("RoundTrip error = %v; want context.DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RoundTrip still reading the body 10 s after its deadline")
+	}
+	if len(rec.requests()) != 0 {
+		t.Errorf("a request was sent")
+	}
+}
+
+// TestTransportKeyRejectedReadsBody gives a predicate that reads the body
+// to decide: the caller still gets the whole body.
+func TestTransportKeyRejectedReadsBody(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	const answer = `{"code":"somethingElse","message":"not a key problem"}`
+	rec := &recorder{answer: func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 400, Header: http.Header{}, Request: req,
+			Body: io.NopCloser(strings.NewReader(answer))}, nil
+	}}
+	tr := testTransport(t, enc, rec)
+	tr.KeyRejected = func(r *http.Response) bool {
+		b, _ := io.ReadAll(r.Body)
+		return strings.Contains(string(b), `"code":"invalidKey"`)
+	}
+	req, _ := newRequest(t, "POST", connectionsURL, `{"password": "x"}`)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	if string(got) != answer || len(rec.requests()) != 1 {
+		t.Errorf("caller got %q after %d sends; want the whole answer after 1", got, len(rec.requests()))
 	}
 }
 
@@ -509,8 +647,12 @@ func TestTransportKeyRejected(t *testing.T) {
 					t.Errorf("resend carried %s; want the credential encrypted with kid %s", got, b.ID)
 				}
 			}
-			if tt.wantSent == 1 && resp.Body != first {
-				t.Errorf("the caller did not get the API's response")
+			if tt.wantSent == 1 {
+				got, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(got) != `{"code":"wrongKey"}` || !first.closed.Load() {
+					t.Errorf("the caller got body %q (closing it closes the API's: %v); want the API's response", got, first.closed.Load())
+				}
 			}
 		})
 	}
