@@ -1850,3 +1850,23 @@ func BenchmarkKeyFetcherWarm(b *testing.B) {
 		})
 	})
 }
+
+// TestKeyFetcherKeepsTheSameKeyValue refetches an unchanged key: Key and
+// Refresh give the same *Key as before, so that users' caches keyed on it
+// (the Encryptor's among them) stay valid.
+func TestKeyFetcherKeepsTheSameKeyValue(t *testing.T) {
+	srv := newKeyServer(t, serveJWK(jwkA))
+	f, clk := newTestFetcher(t, srv.URL, nil)
+	first := wantKey(t, f, "kid-a")
+	clk.Set(time.Minute)
+	again, err := f.Refresh(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.count() != 2 {
+		t.Fatalf("%d requests; want 2", srv.count())
+	}
+	if again != first {
+		t.Errorf("Refresh of an unchanged key gave a new *Key")
+	}
+}

@@ -121,6 +121,12 @@ const (
 // header members are tolerated, since a user interface's JOSE library may
 // add some. IsJWE decrypts nothing: it only recognizes the shape.
 func IsJWE(s string) bool {
+	for i := 0; i < len(s); i++ { // base64url and dots only: decoders skip \r and \n
+		if c := s[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
 	var parts [5]string
 	rest := s
 	for i := range 4 {

@@ -295,6 +295,9 @@ func TestIsJWE(t *testing.T) {
 		{"short encrypted key", withPart(1, fixture.B64(make([]byte, 128))), false},
 		{"padded part", withPart(3, parts[3]+"="), false},
 		{"standard base64", withPart(2, "AAAAAAAAAAAAAAA+"), false},
+		{"line break in a part", withPart(4, parts[4][:10]+"\r\n"+parts[4][10:]), false},
+		{"space in a part", withPart(3, parts[3]+" "), false},
+		{"non-canonical base64", withPart(4, parts[4][:21]+"B"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -37,8 +37,8 @@ const (
 // A Key is immutable once in use: build a new one rather than modifying its
 // fields.
 type Key struct {
-	ID        string // the kid that goes into every JWE header
-	PublicKey *rsa.PublicKey
+	ID        string         // the kid that goes into every JWE header
+	PublicKey *rsa.PublicKey // RSA, at least 2048 bits, odd exponent of at least 3
 }
 
 // Thumbprint returns the key's RFC 7638 SHA-256 thumbprint, base64url-encoded

@@ -50,6 +50,7 @@ func TestParseKeyRefusesIneligible(t *testing.T) {
 		{"e = 1", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQ"}), true, "public exponent 1 is less than 3"},
 		{"even e", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAC"}), true, "public exponent 65538 is even"},
 		{"huge e", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAAAAAB"}), true, "public exponent is too large"},
+		{"modulus over 16384 bits", fixture.JWK(pub, map[string]any{"kid": "k", "n": fixture.B64(new(big.Int).SetBit(big.NewInt(1), 16384, 1).Bytes())}), true, "modulus has 16385 bits, at most 16384"},
 		{"even modulus", fixture.JWK(pub, map[string]any{"kid": "k", "n": fixture.B64(new(big.Int).Lsh(big.NewInt(1), 2048).Bytes())}), true, "modulus is even"},
 		{"private JWK", fixture.JWK(pub, map[string]any{"kid": "k", "d": fixture.B64(priv.D.Bytes()), "p": fixture.B64(priv.Primes[0].Bytes()), "q": fixture.B64(priv.Primes[1].Bytes())}), true, "private members (d, p, q); a client needs only the public key"},
 		{"garbage bytes", []byte("\x00\x01garbage"), false, "not a JSON object"},

@@ -477,9 +477,10 @@ func kindName(k jsontext.Kind) string {
 	return "not a string"
 }
 
-// syntaxError describes a JSON decoding error by position only: the
-// decoder's own message may quote bytes of the body, which could be part of
-// a credential.
+// syntaxError describes a JSON decoding error by its byte offset only. The
+// decoder's own message, and the JSON Pointer it gives, may quote bytes of
+// the body (a credential with a stray quote can turn into a member name), so
+// neither is kept, not even as a wrapped error.
 func syntaxError(err error, what string) error {
 	if err == nil {
 		return nil
@@ -490,22 +491,17 @@ func syntaxError(err error, what string) error {
 	var se *jsontext.SyntacticError
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return &jsonError{msg: "body is not valid JSON: unexpected end of input", err: err}
+		return &jsonError{msg: "body is not valid JSON: unexpected end of input", err: io.ErrUnexpectedEOF}
 	case errors.As(err, &se):
-		msg := fmt.Sprintf("%s (at byte offset %d", what, se.ByteOffset)
-		if se.JSONPointer != "" {
-			msg += ", within " + string(se.JSONPointer)
-		}
-		return &jsonError{msg: msg + ")", err: err}
+		return &jsonError{msg: fmt.Sprintf("%s (at byte offset %d)", what, se.ByteOffset)}
 	}
-	return &jsonError{msg: what, err: err}
+	return &jsonError{msg: what}
 }
 
 // jsonError is an invalid-JSON error whose message gives no body bytes.
-// Unwrap gives the decoder's error, which may quote some.
 type jsonError struct {
 	msg string
-	err error
+	err error // io.ErrUnexpectedEOF for a truncated body, else nil
 }
 
 func (e *jsonError) Error() string { return "e2ee: " + e.msg }
