@@ -11,8 +11,10 @@
 //
 // # Requests covered
 //
-// [Routes] returns one route per request, all POST on https://{domain}.biapi.pro
-// ({user} may be "me"):
+// [Routes] returns one route per request, on https://{domain}.biapi.pro
+// ({user} may be "me"). The API takes these requests as POST; the routes
+// match any method, so that a body sent with another one is not let through
+// in cleartext (requests without a body pass untouched):
 //
 //   - connection creation, /2.0/users/{user}/connections: every top-level
 //     member but id_connector, connector_uuid, source, id_provider and id_bank;
@@ -178,7 +180,7 @@ func Route(domain string, r Request, enc *e2ee.Encryptor, verifyOnly bool) (e2ee
 	if err != nil {
 		return e2ee.Route{}, fmt.Errorf("powens: %s: %w", r, err)
 	}
-	return e2ee.Route{Pattern: "POST " + host + p.path, Payload: payload, VerifyOnly: verifyOnly}, nil
+	return e2ee.Route{Pattern: host + p.path, Payload: payload, VerifyOnly: verifyOnly}, nil
 }
 
 // Routes returns the [e2ee.Transport] routes, on domain's API host, of every

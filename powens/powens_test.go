@@ -97,6 +97,12 @@ func TestRoutes(t *testing.T) {
 			`{"connector_uuid": "338178e6", "validate_mechanism": "webview", "fields": {"website": jwe("par"), "login": jwe("john.doe"), "password": jwe("hunter2")}, "payer": {"identity": "John Doe"}, "webview_url": "https://example.org/cb", "validated": true}`,
 		},
 		{
+			"connection update with another method",
+			"https://acme.biapi.pro/2.0/users/me/connections/35",
+			`{"password": "hunter2"}`,
+			`{"password": jwe("hunter2")}`,
+		},
+		{
 			"another path passes untouched",
 			"https://acme.biapi.pro/2.0/users/me/accounts",
 			`{"login": "john.doe", "password": "hunter2"}`,
@@ -110,7 +116,15 @@ func TestRoutes(t *testing.T) {
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := client.Post(tt.url, "application/json", strings.NewReader(tt.body))
+			method := "POST"
+			if strings.Contains(tt.name, "another method") {
+				method = "PUT"
+			}
+			req, err := http.NewRequest(method, tt.url, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
