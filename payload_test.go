@@ -369,9 +369,12 @@ func FuzzPayloadEncrypt(f *testing.F) {
 			if out != nil {
 				t.Fatalf("Encrypt returned output with error %v", err)
 			}
+			if errors.Is(err, ErrNotString) && !naiveHasNonString(fields, body) {
+				t.Fatalf("Encrypt = %v; but no designated value is a number, boolean, object or array", err)
+			}
 			return
 		}
-		compareTokens(t, body, out, priv, kid)
+		compareTokens(t, fields, body, out, priv, kid)
 		again, err := p.Encrypt(context.Background(), out)
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("Encrypt(out) = %.80q, %v; want out", again, err)
@@ -384,8 +387,9 @@ func FuzzPayloadEncrypt(f *testing.F) {
 
 // compareTokens walks in and out side by side: the bytes between values must
 // be equal, and each value equal, or a string of in replaced in out by a JWE
-// that decrypts to its decoded value.
-func compareTokens(t *testing.T, in, out []byte, priv *rsa.PrivateKey, kid string) {
+// that decrypts to its decoded value. Which values are replaced is checked
+// against naiveDesignated, a matcher written apart from the Payload's.
+func compareTokens(t *testing.T, fields []string, in, out []byte, priv *rsa.PrivateKey, kid string) {
 	t.Helper()
 	opts := jsontext.AllowDuplicateNames(true)
 	din := jsontext.NewDecoder(bytes.NewReader(in), opts)
@@ -419,8 +423,29 @@ func compareTokens(t *testing.T, in, out []byte, priv *rsa.PrivateKey, kid strin
 			t.Fatalf("bytes between values differ: %q vs %q", in[lastIn:startIn], out[lastOut:startOut])
 		}
 		lastIn, lastOut = endIn, endOut
+
+		// Is vin a value (not a member name, not a closing delimiter),
+		// and designated?
+		kind, n := din.StackIndex(din.StackDepth())
+		isName := kind == '{' && n%2 == 1 && vin[0] == '"'
+		closing := len(vin) == 1 && (vin[0] == '}' || vin[0] == ']')
+		designated := !isName && !closing && naiveDesignated(fields, din.StackPointer())
+		if designated && vin[0] != '"' && string(vin) != "null" {
+			t.Fatalf("Encrypt succeeded with %s designated, a %q", din.StackPointer(), vin[:1])
+		}
+		alreadyJWE := false
+		if designated && vin[0] == '"' {
+			dec, err := jsontext.AppendUnquote(nil, vin)
+			alreadyJWE = err == nil && IsJWE(string(dec))
+		}
 		if bytes.Equal(vin, vout) {
+			if designated && vin[0] == '"' && !alreadyJWE {
+				t.Fatalf("designated %s left in cleartext", din.StackPointer())
+			}
 			continue
+		}
+		if !designated {
+			t.Fatalf("%s, not designated, changed", din.StackPointer())
 		}
 		if len(vin) == 0 || vin[0] != '"' || len(vout) < 2 || !IsJWE(string(vout[1:len(vout)-1])) {
 			t.Fatalf("value %q became %q", vin, vout)
@@ -440,6 +465,61 @@ func compareTokens(t *testing.T, in, out []byte, priv *rsa.PrivateKey, kid strin
 	if !bytes.Equal(in[lastIn:], out[lastOut:]) {
 		t.Fatalf("trailing bytes differ: %q vs %q", in[lastIn:], out[lastOut:])
 	}
+}
+
+// naiveHasNonString reports whether fields designate a number, boolean,
+// object or array of body.
+func naiveHasNonString(fields []string, body []byte) bool {
+	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
+	for {
+		kind := dec.PeekKind()
+		if kind == '}' || kind == ']' {
+			if _, err := dec.ReadToken(); err != nil {
+				return false
+			}
+			continue
+		}
+		parent, n := dec.StackIndex(dec.StackDepth())
+		if _, err := dec.ReadToken(); err != nil {
+			return false
+		}
+		isName := parent == '{' && n%2 == 0 // the next token is a name
+		if !isName && kind != '"' && kind != 'n' && naiveDesignated(fields, dec.StackPointer()) {
+			return true
+		}
+	}
+}
+
+// naiveDesignated reports whether fields designate the value at ptr, the
+// slow and obvious way: some pattern matches ptr token for token and no "!"
+// pattern does.
+func naiveDesignated(fields []string, ptr jsontext.Pointer) bool {
+	var toks []string
+	for tok := range ptr.Tokens() {
+		toks = append(toks, tok)
+	}
+	unescape := strings.NewReplacer("~1", "/", "~0", "~")
+	matches := func(pattern string) bool {
+		segs := strings.Split(pattern[1:], "/")
+		if len(segs) != len(toks) {
+			return false
+		}
+		for i, seg := range segs {
+			if seg != "*" && unescape.Replace(seg) != toks[i] {
+				return false
+			}
+		}
+		return true
+	}
+	included, excluded := false, false
+	for _, f := range fields {
+		if rest, ok := strings.CutPrefix(f, "!"); ok {
+			excluded = excluded || matches(rest)
+		} else {
+			included = included || matches(f)
+		}
+	}
+	return included && !excluded
 }
 
 // largeBody returns a JSON object of about size bytes: three credentials
