@@ -37,19 +37,24 @@ const DefaultMaxBodyBytes = 1 << 20
 // matching requests before they leave the process, and fails closed.
 //
 // A route matches on method, path and, when its pattern names one, the host
-// of the request URL (or of its Host header). Requests that match no route,
-// and every response, pass untouched; so does a matching request with an
-// empty body. A non-empty body that is not JSON, on a matching route, is
-// refused. When reading, encrypting or checking fails, RoundTrip returns an
-// error, sends nothing and closes the request body; the error names the
-// route, never a value.
+// of the request URL (or of its Host header). Since servers differ in how
+// they read a path, a request matches when any common reading of it does:
+// percent-decoded (%2F included), cleaned of dot segments and repeated or
+// trailing slashes, without ;parameters, its method in upper case. Requests
+// that match no route, and every response, pass untouched; so does a
+// matching request with an empty body. A non-empty body that is not JSON, on
+// a matching route, is refused. When reading, encrypting or checking fails,
+// RoundTrip returns an error, sends nothing and closes the request body; the
+// error names the route and JSON Pointers, never a value. Reading the body
+// honours the request's context.
 //
 // Redirects: the body a Transport sends is already encrypted, and so are its
 // retries (GetBody is set). When an [http.Client] follows a 307 or 308 from a
 // matching request, it rebuilds the body from the caller's request, which is
 // in cleartext; the Transport recognizes such a hop (its Request.Response
 // chain leads back to a matching request) and encrypts it with that route,
-// whatever path it is sent to.
+// whatever path it is sent to. For that, a response from Base that lacks its
+// Request gets the request sent.
 //
 // A Transport's fields must not be changed after its first use. It is safe
 // for concurrent use by multiple goroutines.
