@@ -1,18 +1,17 @@
 package e2ee
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Encryptor turns a value into the compact JWE the API requires: RSA-OAEP-256
@@ -162,58 +161,57 @@ func IsJWE(s string) bool {
 // b64 is the encoding of every JWE part: base64url, no padding, canonical.
 var b64 = base64.RawURLEncoding.Strict()
 
-// decodedLen validates the base64url part s and returns its decoded length.
+// decodedLen returns the decoded length of s, a JWE part whose characters
+// IsJWE has checked, and whether s is canonical base64url without padding.
+// It decodes nothing.
 func decodedLen(s string) (int, bool) {
-	if _, err := b64.Decode(make([]byte, b64.DecodedLen(len(s))), []byte(s)); err != nil {
+	if len(s) == 0 {
+		return 0, true
+	}
+	var unused byte // bits of the last character beyond the decoded bytes
+	switch len(s) % 4 {
+	case 1:
+		return 0, false
+	case 2:
+		unused = 0x0f
+	case 3:
+		unused = 0x03
+	}
+	if b64Value(s[len(s)-1])&unused != 0 {
 		return 0, false
 	}
-	return b64.DecodedLen(len(s)), true
+	return len(s) * 6 / 8, true
+}
+
+// b64Value returns the value of the base64url character c.
+func b64Value(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c - 'A'
+	case 'a' <= c && c <= 'z':
+		return c - 'a' + 26
+	case '0' <= c && c <= '9':
+		return c - '0' + 52
+	case c == '-':
+		return 62
+	}
+	return 63 // '_'
 }
 
 // isOurHeader reports whether header is a JSON object with alg RSA-OAEP-256,
-// enc A256GCM, a non-empty string kid, no zip or crit, and no duplicate member.
+// enc A256GCM, a non-empty string kid, no zip or crit, and no duplicate
+// member. It decodes with the JSON v2 semantics, which match member names
+// exactly (not "ALG" for "alg") and refuse duplicate names.
 func isOurHeader(header []byte) bool {
-	dec := json.NewDecoder(bytes.NewReader(header))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	var h struct {
+		Alg  string         `json:"alg"`
+		Enc  string         `json:"enc"`
+		Kid  string         `json:"kid"`
+		Zip  jsontext.Value `json:"zip"`
+		Crit jsontext.Value `json:"crit"`
+	}
+	if jsonv2.Unmarshal(header, &h) != nil {
 		return false
 	}
-	seen := make(map[string]bool, 3)
-	var alg, enc, kid string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return false
-		}
-		name := tok.(string) // object keys are always strings
-		if seen[name] || name == "zip" || name == "crit" {
-			return false
-		}
-		seen[name] = true
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return false
-		}
-		switch name {
-		case "alg", "enc", "kid":
-			var s string
-			if json.Unmarshal(v, &s) != nil {
-				return false
-			}
-			switch name {
-			case "alg":
-				alg = s
-			case "enc":
-				enc = s
-			case "kid":
-				kid = s
-			}
-		}
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return false
-	}
-	return alg == algOAEP256 && enc == string(jose.A256GCM) && kid != ""
+	return h.Alg == algOAEP256 && h.Enc == string(jose.A256GCM) && h.Kid != "" && h.Zip == nil && h.Crit == nil
 }

@@ -167,8 +167,10 @@ func (t *Transport) match(req *http.Request) *Route {
 	}
 	var names []string // the hosts, normalized; "" only when none is named
 	for _, host := range hosts {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
+		if strings.Contains(host, ":") {
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
 		}
 		if host = strings.TrimSuffix(strings.ToLower(host), "."); host != "" && !slices.Contains(names, host) {
 			names = append(names, host)
@@ -202,6 +204,12 @@ func pathReadings(raw string) []string {
 		if p != "" && !slices.Contains(readings, p) {
 			readings = append(readings, p)
 		}
+	}
+	if !strings.ContainsAny(raw, "%;\\") {
+		// Nothing to decode: the mux itself cleans dot segments and
+		// repeated slashes; only trailing slashes remain to try.
+		add(strings.TrimRight(raw, "/"))
+		return readings
 	}
 	decoded := unescapeOr(raw)
 	for range 3 { // %252F and the like: a server may decode more than once
@@ -367,7 +375,22 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 		return nil, fmt.Errorf("body of %d bytes exceeds the limit of %d", req.ContentLength, limit)
 	}
 	read := func() ([]byte, error) {
-		body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+		var body []byte
+		var err error
+		if n := req.ContentLength; n > 0 {
+			// The length is known: one allocation, and one byte more to
+			// read to see that the body ends there.
+			body = make([]byte, n, n+1)
+			if _, err = io.ReadFull(req.Body, body); err == nil {
+				var extra [1]byte
+				if m, _ := io.ReadFull(req.Body, extra[:]); m > 0 {
+					body = append(body, extra[0])
+					err = errors.New("body longer than its Content-Length")
+				}
+			}
+		} else {
+			body, err = io.ReadAll(io.LimitReader(req.Body, limit+1))
+		}
 		switch {
 		case err != nil:
 			clear(body)

@@ -238,13 +238,17 @@ func TestTransportFailsClosed(t *testing.T) {
 		{"body too large", enc, connectionsURL, `{"password": "` + c + `"}`, nil, nil, 16, nil, "exceeds the limit of 16"},
 		{"cleartext on a VerifyOnly route", enc, "https://acme.biapi.pro/2.0/payments/42", `{"fields": {"code": "` + c + `"}}`, nil, nil, 0, ErrCleartext, "/fields/code"},
 		{"canceled context", enc, connectionsURL, `{"password": "` + c + `"}`, canceled, nil, 0, context.Canceled, "canceled"},
+		{"body longer than its Content-Length", enc, connectionsURL, `{"password": "` + c + `"}` + "   ", nil, nil, -4, nil, "longer than its Content-Length"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
 			tr := testTransport(t, tt.enc, rec)
-			tr.MaxBodyBytes = tt.maxBody
+			tr.MaxBodyBytes = max(tt.maxBody, 0)
 			req, cb := newRequest(t, "POST", tt.url, tt.body)
+			if tt.maxBody < 0 { // a Content-Length short of the body by -maxBody bytes
+				req.ContentLength += tt.maxBody
+			}
 			cb.readErr = tt.readErr
 			if tt.ctx != nil {
 				req = req.WithContext(tt.ctx)
@@ -681,7 +685,8 @@ func TestTransportKeyRejected(t *testing.T) {
 // BenchmarkTransport sends a 300-byte connection body with two designated
 // fields through a Transport and a base that discards it. Beside it, the same
 // body through Payload.Encrypt, and the two encryptions alone: Transport
-// minus TwoEncryptions is the Transport's and the Payload's overhead.
+// minus TwoEncryptions is the Transport's and the Payload's overhead, which
+// AlreadyEncrypted measures apart from the noise of the RSA operations.
 func BenchmarkTransport(b *testing.B) {
 	enc, _, _ := testEncryptor()
 	p, err := NewPayload(enc, "/login", "/password")
@@ -700,6 +705,23 @@ func BenchmarkTransport(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			req, _ := http.NewRequest("POST", connectionsURL, strings.NewReader(body))
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+	})
+	// The same request with both values already encrypted: everything the
+	// Transport does but the RSA and AES work, which is most of the time.
+	encrypted, err := p.Encrypt(ctx, []byte(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("AlreadyEncrypted", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			req, _ := http.NewRequest("POST", connectionsURL, bytes.NewReader(encrypted))
 			resp, err := tr.RoundTrip(req)
 			if err != nil {
 				b.Fatal(err)
