@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,24 +38,6 @@ func errorTexts(err error) []string {
 	return texts
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for a logger.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestCanaryNeverLeaks sends a credential through every failure path of the
 // Transport, the Payload, the Encryptor and the KeyFetcher under it, and
 // looks for it in every error (and every error each wraps), in the fetcher's
@@ -80,7 +61,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 	}))
 	defer keySrv.Close()
 
-	var logs syncBuffer
+	var logs logBuffer
 	newFetcher := func() *KeyFetcher {
 		f, err := NewKeyFetcher(keySrv.URL, &FetcherConfig{
 			Logger:             slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -94,7 +75,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		return f
 	}
 
-	var wire syncBuffer // every body that reached the network
+	var wire logBuffer // every body that reached the network
 	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		var b bytes.Buffer
 		b.ReadFrom(req.Body)

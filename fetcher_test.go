@@ -443,21 +443,11 @@ func TestKeyFetcherColdConcurrent(t *testing.T) {
 			const n = 100
 			keys := make([]*Key, n)
 			errs := make([]error, n)
-			var started, done sync.WaitGroup
-			for i := range n {
-				started.Add(1)
-				done.Add(1)
-				go func() {
-					defer done.Done()
-					started.Done()
-					keys[i], errs[i] = f.Key(context.Background())
-				}()
-			}
-			started.Wait()
+			wait := startConcurrently(n, func(i int) { keys[i], errs[i] = f.Key(context.Background()) })
 			waitUntil(t, "the first request", func() bool { return srv.count() > 0 })
 			time.Sleep(50 * time.Millisecond) // the other callers join, or send requests of their own
 			unblock()
-			done.Wait()
+			wait()
 
 			t.Logf("%d concurrent cold Key calls made %d request(s)", n, srv.count())
 			wantRequests(t, srv, 1)
@@ -1280,21 +1270,11 @@ func TestKeyFetcherRefresh(t *testing.T) {
 		const n = 1000
 		keys := make([]*Key, n)
 		errs := make([]error, n)
-		var started, done sync.WaitGroup
-		for i := range n {
-			started.Add(1)
-			done.Add(1)
-			go func() {
-				defer done.Done()
-				started.Done()
-				keys[i], errs[i] = f.Refresh(context.Background())
-			}()
-		}
-		started.Wait()
+		wait := startConcurrently(n, func(i int) { keys[i], errs[i] = f.Refresh(context.Background()) })
 		waitUntil(t, "the refresh request", func() bool { return srv.count() > 1 })
 		time.Sleep(50 * time.Millisecond)
 		unblock()
-		done.Wait()
+		wait()
 		t.Logf("%d concurrent Refresh calls made %d request(s)", n, srv.count()-1)
 		wantRequests(t, srv, 2)
 		for i := range n {
@@ -1869,4 +1849,21 @@ func TestKeyFetcherKeepsTheSameKeyValue(t *testing.T) {
 	if again != first {
 		t.Errorf("Refresh of an unchanged key gave a new *Key")
 	}
+}
+
+// startConcurrently starts n goroutines running call(i), waits until all of
+// them have started, and returns a function that waits until they are done.
+func startConcurrently(n int, call func(i int)) (wait func()) {
+	var started, done sync.WaitGroup
+	for i := range n {
+		started.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			started.Done()
+			call(i)
+		}()
+	}
+	started.Wait()
+	return done.Wait
 }
