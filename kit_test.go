@@ -115,7 +115,7 @@ func TestIntegrationRotationAndOutage(t *testing.T) {
 	// bounds the refresh, and the caller gets the API's rejection.
 	api.Rotate()
 	api.Delay(time.Minute)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if got := post(ctx, "555555"); got != http.StatusBadRequest {
 		t.Errorf("rotated, endpoint hanging: status %d; want the API's 400", got)
