@@ -192,9 +192,10 @@ func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, err
 }
 
 // minConcurrent is the fewest values of one body encrypted concurrently.
-// Measured on 2 cores, 2048-bit key: with 2 values, two goroutines take as
-// long as one (75 µs; waking the second costs what it saves); with 3 and 4
-// values they take 12% and 18% less.
+// Measured on a 2-vCPU machine, 2048-bit key: with 2 values, two goroutines
+// took as long as one (75 µs: waking the second core cost what it saved);
+// with 4 values, 8 to 18% less for a short body, and no gain for a 300-byte
+// one (BenchmarkPayloadConnection). More idle cores gain more.
 const minConcurrent = 3
 
 // encryptAll encrypts the values of found with ke: one after the other when
