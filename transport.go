@@ -111,12 +111,11 @@ func (t *Transport) addRoute(r *Route) (err error) {
 	case !r.VerifyOnly && r.Payload.enc == nil:
 		return errors.New("Payload has no Encryptor")
 	}
-	_, hostPath, _ := strings.Cut(r.Pattern, " ")
-	if !strings.Contains(r.Pattern, " ") {
-		hostPath = r.Pattern
-	}
-	if host, _, _ := strings.Cut(strings.TrimSpace(hostPath), "/"); host != strings.ToLower(host) {
-		return errors.New("host must be lowercase")
+	// "[METHOD ][HOST]/PATH": the host is what precedes the last field's first slash.
+	if f := strings.Fields(r.Pattern); len(f) > 0 {
+		if host, _, _ := strings.Cut(f[len(f)-1], "/"); host != strings.ToLower(host) {
+			return errors.New("host must be lowercase")
+		}
 	}
 	defer func() {
 		if v := recover(); v != nil { // ServeMux panics on invalid or conflicting patterns
