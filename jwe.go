@@ -14,6 +14,13 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
+// ErrKeyUnavailable indicates that an [Encryptor] could not get a key from
+// its [KeySource]: the key endpoint failed, timed out or served no eligible
+// key, or the context ended first. The error wraps the source's error too. A
+// request that a [Transport] refused for it (see [ErrNotSent]) may succeed
+// once the key can be had again.
+var ErrKeyUnavailable = errors.New("e2ee: key unavailable")
+
 // Encryptor turns a value into the compact JWE the API requires: RSA-OAEP-256
 // key management, A256GCM content encryption, and a protected header of
 // exactly alg, enc and kid.
@@ -69,7 +76,7 @@ func (e *Encryptor) current(ctx context.Context) (*keyEncrypter, error) {
 	}
 	k, err := e.src.Key(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("e2ee: getting key: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
 	}
 	if c := e.cached.Load(); c != nil && c.key.equal(k) {
 		return c, nil
@@ -120,10 +127,16 @@ const (
 // header members are tolerated, since a user interface's JOSE library may
 // add some. IsJWE decrypts nothing: it only recognizes the shape.
 func IsJWE(s string) bool {
+	_, ok := parseJWE(s)
+	return ok
+}
+
+// parseJWE is IsJWE, also returning the JWE's kid and encrypted key length.
+func parseJWE(s string) (jweInfo, bool) {
 	for i := 0; i < len(s); i++ { // base64url and dots only: decoders skip \r and \n
 		if c := s[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
 			c == '-' || c == '_' || c == '.') {
-			return false
+			return jweInfo{}, false
 		}
 	}
 	var parts [5]string
@@ -131,31 +144,48 @@ func IsJWE(s string) bool {
 	for i := range 4 {
 		var ok bool
 		if parts[i], rest, ok = strings.Cut(rest, "."); !ok {
-			return false
+			return jweInfo{}, false
 		}
 	}
 	if strings.Contains(rest, ".") {
-		return false
+		return jweInfo{}, false
 	}
 	parts[4] = rest
 
 	header, err := b64.DecodeString(parts[0])
-	if err != nil || !isOurHeader(header) {
-		return false
+	if err != nil {
+		return jweInfo{}, false
 	}
-	if n, ok := decodedLen(parts[1]); !ok || n < minCEKSize {
-		return false
+	kid, ok := ourHeaderKid(header)
+	if !ok {
+		return jweInfo{}, false
+	}
+	cek, ok := decodedLen(parts[1])
+	if !ok || cek < minCEKSize {
+		return jweInfo{}, false
 	}
 	if n, ok := decodedLen(parts[2]); !ok || n != gcmIVSize {
-		return false
+		return jweInfo{}, false
 	}
 	if _, ok := decodedLen(parts[3]); !ok {
-		return false
+		return jweInfo{}, false
 	}
 	if n, ok := decodedLen(parts[4]); !ok || n != gcmTagSize {
-		return false
+		return jweInfo{}, false
 	}
-	return true
+	return jweInfo{kid: kid, keyLen: cek}, true
+}
+
+// jweInfo is what parseJWE reads of a JWE.
+type jweInfo struct {
+	kid    string
+	keyLen int // bytes of the encrypted key: the modulus size of the key used
+}
+
+// madeWith reports whether the JWE was made with k: its kid, and an
+// encrypted key as long as k's modulus.
+func (j jweInfo) madeWith(k *Key) bool {
+	return j.kid == k.ID && j.keyLen == k.PublicKey.Size()
 }
 
 // b64 is the encoding of every JWE part: base64url, no padding, canonical.
@@ -198,11 +228,12 @@ func b64Value(c byte) byte {
 	return 63 // '_'
 }
 
-// isOurHeader reports whether header is a JSON object with alg RSA-OAEP-256,
-// enc A256GCM, a non-empty string kid, no zip or crit, and no duplicate
-// member. It decodes with the JSON v2 semantics, which match member names
-// exactly (not "ALG" for "alg") and refuse duplicate names.
-func isOurHeader(header []byte) bool {
+// ourHeaderKid returns the kid of header, and whether header is a JSON
+// object with alg RSA-OAEP-256, enc A256GCM, a non-empty string kid, no zip
+// or crit, and no duplicate member. It decodes with the JSON v2 semantics,
+// which match member names exactly (not "ALG" for "alg") and refuse
+// duplicate names.
+func ourHeaderKid(header []byte) (string, bool) {
 	var h struct {
 		Alg  string         `json:"alg"`
 		Enc  string         `json:"enc"`
@@ -211,7 +242,7 @@ func isOurHeader(header []byte) bool {
 		Crit jsontext.Value `json:"crit"`
 	}
 	if jsonv2.Unmarshal(header, &h) != nil {
-		return false
+		return "", false
 	}
-	return h.Alg == algOAEP256 && h.Enc == string(jose.A256GCM) && h.Kid != "" && h.Zip == nil && h.Crit == nil
+	return h.Kid, h.Alg == algOAEP256 && h.Enc == string(jose.A256GCM) && h.Kid != "" && h.Zip == nil && h.Crit == nil
 }

@@ -145,7 +145,7 @@ func TestEncryptErrors(t *testing.T) {
 		is     error
 		reason string
 	}{
-		{"key source fails", NewEncryptor(funcSource(func(context.Context) (*Key, error) { return nil, errSource })), context.Background(), canary, errSource, "getting key"},
+		{"key source fails", NewEncryptor(funcSource(func(context.Context) (*Key, error) { return nil, errSource })), context.Background(), canary, errSource, "key unavailable"},
 		{"canceled context", NewEncryptor(StaticKey(fixtureKey(fixture.RSA2048A))), canceled, canary, context.Canceled, "encrypt"},
 		{"source returns an unsuitable key", NewEncryptor(funcSource(func(context.Context) (*Key, error) {
 			return &Key{ID: "small", PublicKey: fixture.Public(fixture.RSA1024)}, nil

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -24,6 +25,24 @@ var ErrNotString = errors.New("e2ee: designated value is not a string")
 // ErrCleartext indicates that a body still carries a credential in cleartext.
 // It occurs when [Payload.Check] finds a designated value that is not a JWE.
 var ErrCleartext = errors.New("e2ee: designated value in cleartext")
+
+// ErrNotJSON indicates a body that cannot be encrypted in place. It occurs
+// when a body is not valid JSON and, on a [Transport]'s matching route, when
+// it is compressed (has a Content-Encoding) or has a Content-Type that is
+// not JSON.
+var ErrNotJSON = errors.New("e2ee: body is not JSON")
+
+// ErrTooManyValues indicates a body that designates more values than a
+// [Payload] encrypts or checks in one body (see [Payload.WithMaxValues]).
+// Each value costs an RSA encryption, so the bound keeps the work of one
+// request bounded.
+var ErrTooManyValues = errors.New("e2ee: too many designated values")
+
+// DefaultMaxValues is the most values that one body may designate, for a
+// Payload whose bound [Payload.WithMaxValues] did not set. Encrypting that
+// many takes about 11 ms with a 2048-bit key and 85 ms with a 4096-bit key
+// on one core; the API's requests designate a handful.
+const DefaultMaxValues = 256
 
 // Payload designates the sensitive fields of JSON request bodies and
 // encrypts them in place.
@@ -38,14 +57,26 @@ var ErrCleartext = errors.New("e2ee: designated value in cleartext")
 //
 // A Payload rewrites bodies in one pass over their bytes, without decoding
 // them into maps: member order, whitespace, number literals and escapes
-// outside the designated strings are kept exactly. It is safe for concurrent
-// use by multiple goroutines.
+// outside the designated strings are kept exactly. A body may designate at
+// most [DefaultMaxValues] values, or the bound that [Payload.WithMaxValues]
+// sets.
+//
+// Errors name designated values by their JSON Pointer. Member names come
+// from the body, and a body built by templating without escaping can turn
+// part of a credential into one, so a pointer shows a member name only when
+// a pattern names it literally or it looks like an identifier (at most 64
+// letters, digits, "_", "-" and "."); other names show as "*".
+//
+// A Payload is safe for concurrent use by multiple goroutines.
 type Payload struct {
 	enc      *Encryptor
 	patterns []pattern
 	// workers bounds the encryptions of one body that run at once;
 	// 0 means GOMAXPROCS.
 	workers int
+	// maxValues bounds the designated values of one body; 0 means
+	// DefaultMaxValues.
+	maxValues int
 }
 
 // pattern is one compiled field pattern.
@@ -86,6 +117,34 @@ func NewPayload(enc *Encryptor, fields ...string) (*Payload, error) {
 		return nil, errors.New("e2ee: no field pattern designates anything")
 	}
 	return p, nil
+}
+
+// WithMaxValues returns a copy of p that refuses a body designating more
+// than n values (strings, nulls and JWEs alike), with an error wrapping
+// [ErrTooManyValues], before encrypting or checking any. n <= 0 means
+// [DefaultMaxValues].
+func (p *Payload) WithMaxValues(n int) *Payload {
+	q := *p
+	q.maxValues = max(n, 0)
+	return &q
+}
+
+func (p *Payload) maxValueCount() int {
+	if p.maxValues > 0 {
+		return p.maxValues
+	}
+	return DefaultMaxValues
+}
+
+// literalAt reports whether some pattern names the member name at path
+// depth depth (0 for a top-level member) literally, not with "*".
+func (p *Payload) literalAt(depth int, name string) bool {
+	for _, pat := range p.patterns {
+		if len(pat.segs) > depth && !pat.segs[depth].wild && pat.segs[depth].name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // compilePattern parses one field pattern.
@@ -153,7 +212,7 @@ func (p *Payload) Encrypt(ctx context.Context, body []byte) ([]byte, error) {
 // encrypt is Encrypt, also returning the kid of the key used ("" when nothing
 // was encrypted).
 func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, error) {
-	w := p.walk(body, false)
+	w := p.walk(body, false, nil)
 	defer w.release()
 	if w.err != nil {
 		return nil, "", w.err
@@ -246,14 +305,39 @@ func (p *Payload) workerCount() int {
 // Check returns nil when every designated value of body is a JWE, null or
 // absent. Otherwise it returns an error wrapping [ErrCleartext] that names the
 // JSON Pointers of the values still in cleartext (never the values). It
-// needs no key. Invalid JSON is an error too.
+// needs no key. Invalid JSON, and more designated values than the Payload's
+// bound, are errors too.
 func (p *Payload) Check(body []byte) error {
-	w := p.walk(body, true)
+	return p.check(body, nil)
+}
+
+// verify is Check for a Transport's VerifyOnly route: when p has an
+// Encryptor, it also asks for the current key, and refuses a JWE that was
+// not made with it (see [jweInfo.madeWith]).
+func (p *Payload) verify(ctx context.Context, body []byte) error {
+	if p.enc == nil {
+		return p.check(body, nil)
+	}
+	ke, err := p.enc.current(ctx)
+	if err != nil {
+		return err
+	}
+	return p.check(body, ke.key)
+}
+
+// maxListed bounds the pointers that a Check error lists.
+const maxListed = 10
+
+// check is Check; with a key, JWEs not made with it count as cleartext.
+func (p *Payload) check(body []byte, key *Key) error {
+	w := p.walk(body, true, key)
 	defer w.release()
 	if w.err != nil {
 		return w.err
 	}
-	if len(w.cleartext) > 0 {
+	if n := len(w.cleartext); n > maxListed {
+		return fmt.Errorf("%w: %s, and %d more", ErrCleartext, strings.Join(w.cleartext[:maxListed], ", "), n-maxListed)
+	} else if n > 0 {
 		return fmt.Errorf("%w: %s", ErrCleartext, strings.Join(w.cleartext, ", "))
 	}
 	return nil
@@ -264,6 +348,8 @@ type walker struct {
 	p     *Payload
 	body  []byte
 	check bool // collect cleartext pointers instead of failing on non-strings
+	key   *Key // with check, the key that JWEs must be made with; nil: any
+	count int  // designated values so far
 
 	buf  bytes.Buffer
 	dec  *jsontext.Decoder
@@ -297,9 +383,9 @@ var walkers = sync.Pool{New: func() any {
 // match the path so far, and skips whole values that no pattern can reach
 // with SkipValue: that is what keeps the pass close to the cost of
 // validation. The jsontext decoder reads directly from the body's bytes.
-func (p *Payload) walk(body []byte, check bool) *walker {
+func (p *Payload) walk(body []byte, check bool, key *Key) *walker {
 	w := walkers.Get().(*walker)
-	w.p, w.body, w.check = p, body, check
+	w.p, w.body, w.check, w.key, w.count = p, body, check, key, 0
 	w.buf = *bytes.NewBuffer(body)
 	w.dec.Reset(&w.buf, jsontext.AllowDuplicateNames(true))
 
@@ -329,7 +415,7 @@ func (w *walker) release() {
 	w.found = w.found[:0]
 	w.cleartext = nil
 	clear(w.name)
-	w.p, w.body, w.err = nil, nil, nil
+	w.p, w.body, w.key, w.err = nil, nil, nil, nil
 	w.buf = bytes.Buffer{}
 	w.dec.Reset(&w.buf) // drop every reference to body
 	walkers.Put(w)
@@ -370,6 +456,9 @@ func (w *walker) value(depth, lo, hi int) error {
 }
 
 func (w *walker) designated(kind jsontext.Kind) error {
+	if w.count++; w.count > w.p.maxValueCount() {
+		return fmt.Errorf("%w: the body designates more than %d", ErrTooManyValues, w.p.maxValueCount())
+	}
 	v, err := w.dec.ReadValue()
 	if err != nil {
 		return syntaxError(err, "")
@@ -379,7 +468,7 @@ func (w *walker) designated(kind jsontext.Kind) error {
 		return nil
 	case '"':
 	default:
-		ptr := string(w.dec.StackPointer())
+		ptr := w.pointer()
 		if w.check {
 			w.cleartext = append(w.cleartext, fmt.Sprintf("%s (%s)", ptr, kindName(kind)))
 			return nil
@@ -395,11 +484,17 @@ func (w *walker) designated(kind jsontext.Kind) error {
 		}
 		owned = true
 	}
-	if bytes.Count(plain, []byte{'.'}) == 4 && IsJWE(string(plain)) {
-		return nil
+	if bytes.Count(plain, []byte{'.'}) == 4 {
+		if jwe, ok := parseJWE(string(plain)); ok {
+			if w.key == nil || jwe.madeWith(w.key) {
+				return nil
+			}
+			w.cleartext = append(w.cleartext, w.pointer()+" (not a JWE of the current key)")
+			return nil
+		}
 	}
 	if w.check {
-		w.cleartext = append(w.cleartext, string(w.dec.StackPointer()))
+		w.cleartext = append(w.cleartext, w.pointer())
 		if owned {
 			clear(plain)
 		}
@@ -464,6 +559,47 @@ func (w *walker) child(depth, lo, hi int, match func(segment) bool) error {
 	return err
 }
 
+// pointer returns the JSON Pointer of the value just read, each member name
+// in it shown only when a pattern names it literally at that depth or it
+// looks like an identifier (see identifierLike), and as "*" otherwise.
+func (w *walker) pointer() string {
+	var b strings.Builder
+	depth := 0
+	for tok := range w.dec.StackPointer().Tokens() {
+		b.WriteByte('/')
+		switch {
+		case identifierLike(tok):
+			b.WriteString(tok)
+		case w.p.literalAt(depth, tok) && printable(tok):
+			b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(tok))
+		default:
+			b.WriteByte('*')
+		}
+		depth++
+	}
+	return b.String()
+}
+
+// identifierLike reports whether name is 1 to 64 ASCII letters, digits,
+// "_", "-" and ".": a member name fit to show in an error.
+func identifierLike(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// printable reports whether s has no control or other non-printing character.
+func printable(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
+}
+
 func kindName(k jsontext.Kind) string {
 	switch k {
 	case '0':
@@ -506,4 +642,9 @@ type jsonError struct {
 }
 
 func (e *jsonError) Error() string { return "e2ee: " + e.msg }
-func (e *jsonError) Unwrap() error { return e.err }
+func (e *jsonError) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrNotJSON}
+	}
+	return []error{ErrNotJSON, e.err}
+}

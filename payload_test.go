@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +143,11 @@ func TestPayloadEncryptErrors(t *testing.T) {
 		{"boolean", enc, nil, []string{"/*"}, `{"a": "` + c + `", "ok": true}`, ErrNotString, "/ok is a boolean"},
 		{"object", enc, nil, []string{"/*"}, `{"a": "` + c + `", "o": {"p": "` + c + `"}}`, ErrNotString, "/o is an object"},
 		{"array", enc, nil, []string{"/fields/*"}, `{"fields": {"list": ["` + c + `"]}}`, ErrNotString, "/fields/list is an array"},
-		{"escaped pointer", enc, nil, []string{"/*"}, `{"a/b~c": 1}`, ErrNotString, "/a~1b~0c is a number"},
+		{"escaped pointer named by a pattern", enc, nil, []string{"/a~1b~0c"}, `{"a/b~c": 1}`, ErrNotString, "/a~1b~0c is a number"},
+		{"member name unlike an identifier", enc, nil, []string{"/*"}, `{"a/b~c": 1}`, ErrNotString, "/* is a number"},
+		{"templated member name", enc, nil, []string{"/*"}, `{"login": "a", "password": "x","` + c + ` is": 1}`, ErrNotString, "/* is a number"},
+		{"identifier-like member name", enc, nil, []string{"/*"}, `{"pin_code-2.x": 1}`, ErrNotString, "/pin_code-2.x is a number"},
+		{"array index", enc, nil, []string{"/list/*"}, `{"list": ["a", 7]}`, ErrNotString, "/list/1 is a number"},
 		{"invalid JSON", enc, nil, []string{"/p"}, `{"p": "` + c + `" "q": 1}`, nil, "not valid JSON"},
 		{"truncated", enc, nil, []string{"/p"}, `{"p": "` + c, nil, "unexpected end of input"},
 		{"trailing data", enc, nil, []string{"/p"}, `{"p": "` + c + `"} {"p": "` + c + `"}`, nil, "trailing data"},
@@ -224,6 +229,9 @@ func TestPayloadCheck(t *testing.T) {
 		{"escaped JWE is still a JWE", []string{"/p"}, `{"p": "` + strings.Replace(j, ".", `\u002e`, 1) + `"}`, ""},
 		{"JWS", []string{"/p"}, `{"p": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}`, "cleartext: /p"},
 		{"invalid JSON", []string{"/p"}, `{"p": "` + canary, "unexpected end of input"},
+		{"member names unlike identifiers", []string{"/*"}, `{"a b": "` + canary + `", "` + canary + `\"": "x"}`, "cleartext: /*, /*"},
+		{"many cleartext values, ten listed", []string{"/*"}, `{"a": "x", "b": "x", "c": "x", "d": "x", "e": "x", "f": "x", "g": "x", "h": "x", "i": "x", "j": "x", "k": "x", "l": "x"}`,
+			"cleartext: /a, /b, /c, /d, /e, /f, /g, /h, /i, /j, and 2 more"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := NewPayload(nil, tt.fields...) // Check needs no key
@@ -259,6 +267,70 @@ func storedJWE() string {
 		panic(err)
 	}
 	return doc.Password
+}
+
+// TestPayloadMaxValues checks the bound on the values of one body: past it,
+// Encrypt and Check refuse before asking for a key, with no output.
+func TestPayloadMaxValues(t *testing.T) {
+	enc, priv, kid := testEncryptor()
+	var keyCalls atomic.Int32
+	counting := NewEncryptor(funcSource(func(ctx context.Context) (*Key, error) {
+		keyCalls.Add(1)
+		return enc.src.Key(ctx)
+	}))
+	body := func(n int) []byte {
+		var b bytes.Buffer
+		b.WriteString(`{"id": 1`)
+		for i := range n {
+			fmt.Fprintf(&b, `, "f%d": "v%d"`, i, i)
+		}
+		return append(b.Bytes(), '}')
+	}
+	p, err := NewPayload(counting, "/*", "!/id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		p    *Payload
+		n    int
+		ok   bool
+	}{
+		{"default bound, 20,000 values", p, 20000, false},
+		{"default bound, 257 values", p, DefaultMaxValues + 1, false},
+		{"default bound, 200 values", p, 200, true},
+		{"bound of 3, 4 values", p.WithMaxValues(3), 4, false},
+		{"bound of 3, 3 values", p.WithMaxValues(3), 3, true},
+		{"bound of 0 is the default", p.WithMaxValues(0), DefaultMaxValues + 1, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			keyCalls.Store(0)
+			in := body(tt.n)
+			out, err := tt.p.Encrypt(context.Background(), in)
+			cerr := tt.p.Check(in)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Encrypt = %v; want the body encrypted", err)
+				}
+				if got := strings.Count(openJWEs(t, out, priv, kid), "jwe("); got != tt.n {
+					t.Errorf("Encrypt encrypted %d values; want %d", got, tt.n)
+				}
+				if !errors.Is(cerr, ErrCleartext) {
+					t.Errorf("Check = %v; want ErrCleartext", cerr)
+				}
+				return
+			}
+			if out != nil || !errors.Is(err, ErrTooManyValues) || !errors.Is(cerr, ErrTooManyValues) {
+				t.Errorf("Encrypt = %.20q, %v; Check = %v; want nil and ErrTooManyValues", out, err, cerr)
+			}
+			if n := keyCalls.Load(); n != 0 {
+				t.Errorf("the key source was asked %d times; want 0 (refused before any encryption)", n)
+			}
+		})
+	}
+	if p.maxValues != 0 {
+		t.Errorf("WithMaxValues changed the Payload it was called on")
+	}
 }
 
 func TestPayloadUsesOneKeyPerBody(t *testing.T) {
@@ -354,7 +426,7 @@ func FuzzPayloadEncrypt(f *testing.F) {
 		}
 		// Each replacement costs an RSA encryption and a decryption here:
 		// bound the work per input so that the fuzzer keeps its pace.
-		w := p.walk(body, false)
+		w := p.walk(body, false, nil)
 		many := len(w.found) > 16
 		w.release()
 		if many {
@@ -592,6 +664,56 @@ func BenchmarkPayload1MiB(b *testing.B) {
 // BenchmarkPayloadConnection encrypts bodies with four designated fields,
 // one field at a time and concurrently: a 300-byte connection body, and a
 // short body of four short values.
+// connectionBody300 is a connection body of about 300 bytes.
+const connectionBody300 = `{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "login": "john.doe@example.org", "password": "correct horse battery staple", "id_provider": 7, "id_bank": 8, "comment": "a request body of about three hundred bytes, like a real one"}`
+
+// BenchmarkPayloadMaxValues measures the bound on designated values: Check
+// of a 300-byte connection body (the walk alone, where the bound is
+// counted) with the default bound and with none to speak of, and Encrypt
+// refusing a 20,000-value body.
+func BenchmarkPayloadMaxValues(b *testing.B) {
+	enc, _, _ := testEncryptor()
+	p, err := NewPayload(enc, connectionCreateFields...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(connectionBody300)
+	for _, bb := range []struct {
+		name string
+		p    *Payload
+	}{{"300B/bound", p}, {"300B/unbounded", p.WithMaxValues(math.MaxInt)}} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bb.p.Check(body); !errors.Is(err, ErrCleartext) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	all, err := NewPayload(enc, "/*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var big bytes.Buffer
+	big.WriteByte('{')
+	for i := range 20000 {
+		if i > 0 {
+			big.WriteByte(',')
+		}
+		fmt.Fprintf(&big, `"f%d":""`, i)
+	}
+	big.WriteByte('}')
+	b.Run("20000values/refused", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if out, err := all.Encrypt(context.Background(), big.Bytes()); !errors.Is(err, ErrTooManyValues) || out != nil {
+				b.Fatalf("Encrypt = %v; want ErrTooManyValues", err)
+			}
+		}
+	})
+}
+
 func BenchmarkPayloadConnection(b *testing.B) {
 	enc, _, _ := testEncryptor()
 	for _, body := range []struct {
