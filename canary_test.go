@@ -97,6 +97,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 			Routes: []Route{
 				{Pattern: "POST /connections", Payload: create},
 				{Pattern: "POST /payments/{id}", Payload: check, VerifyOnly: true},
+				{Pattern: "POST api.example/tenant/{id}", Payload: create},
 			}}
 	}
 
@@ -111,6 +112,8 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		ctx     context.Context
 		readErr bool
 		maxBody int64
+		host    string
+		header  http.Header
 	}{
 		{name: "key endpoint down", keyMode: "down", body: `{"password": "` + c + `"}`},
 		{name: "key endpoint too large", keyMode: "huge", body: `{"password": "` + c + `"}`},
@@ -131,6 +134,13 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		{name: "cleartext on a VerifyOnly route", path: "/payments/1", body: `{"fields": {"code": "` + c + `"}}`},
 		{name: "canceled", body: `{"password": "` + c + `"}`, ctx: canceled},
 		{name: "key rejected, refresh fails", keyMode: "rejected", body: `{"password": "` + c + `"}`},
+		{name: "another host", host: "other.example", path: "/tenant/1", body: `{"password": "` + c + `"}`},
+		{name: "another host, Unicode", host: "other。example", path: "/TENANT/1", body: `{"password": "` + c + `"}`},
+		{name: "form body", body: `password=` + c, header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
+		{name: "compressed body", body: `{"password": "` + c + `"}`, header: http.Header{"Content-Encoding": {"gzip"}}},
+		{name: "too many values", body: `{"a": "` + strings.Repeat(c+`", "a": "`, 300) + c + `"}`},
+		{name: "templated member name", body: `{"login\", \"password\": \"` + c + `": 1}`},
+		{name: "templated member name in a checked body", path: "/payments/1", body: `{"fields": {"login\", \"password\": \"` + c + `": 1}}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFetcher()
@@ -145,7 +155,10 @@ func TestCanaryNeverLeaks(t *testing.T) {
 				mode.Store("down") // the Transport's Refresh fails
 			}
 			path := or(tt.path, "/connections")
-			req, cb := newRequest(t, "POST", "https://api.example"+path, tt.body)
+			req, cb := newRequest(t, "POST", "https://"+or(tt.host, "api.example")+path, tt.body)
+			for k, v := range tt.header {
+				req.Header[k] = v
+			}
 			if tt.readErr {
 				cb.readErr = errors.New("connection reset")
 			}

@@ -186,3 +186,65 @@ func ExampleKeyHandler() {
 	// 200 public, max-age=300
 	// true
 }
+
+// Validate reports at start-up the configuration mistakes that would make a
+// Transport refuse every request, such as a pattern that cannot match as
+// written.
+func ExampleTransport_Validate() {
+	fields, err := e2ee.NewPayload(nil, "/*")
+	if err != nil {
+		log.Fatal(err)
+	}
+	t := &e2ee.Transport{Routes: []e2ee.Route{
+		{Pattern: "POST 2.0/users/{user}/connections", Payload: fields, VerifyOnly: true},
+	}}
+	fmt.Println(t.Validate())
+	// Output:
+	// e2ee: Transport route "POST 2.0/users/{user}/connections": "2.0" is not a host name with a dot, localhost or an IPv4 address (a pattern's path starts with "/")
+}
+
+// A refused request was not sent, so it may be retried; whether a retry can
+// succeed depends on the cause. Only a missing key (the key endpoint down or
+// slow) may pass on its own; a body or a configuration that was refused
+// needs a change first. A retry policy, such as go-retryablehttp's
+// CheckRetry, can tell them apart with errors.Is.
+func ExampleErrNotSent() {
+	retryable := func(err error) bool {
+		if errors.Is(err, e2ee.ErrNotSent) {
+			return errors.Is(err, e2ee.ErrKeyUnavailable)
+		}
+		return err != nil // nothing refused: the usual transport errors
+	}
+
+	api := e2eetest.NewServer()
+	defer api.Close()
+	keys, err := e2ee.NewKeyFetcher(api.URL, &e2ee.FetcherConfig{HTTPClient: api.Client()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer keys.Close()
+	fields, err := e2ee.NewPayload(e2ee.NewEncryptor(keys), "/*")
+	if err != nil {
+		log.Fatal(err)
+	}
+	client := &http.Client{Transport: &e2ee.Transport{
+		Base:   api.Transport(),
+		Routes: []e2ee.Route{{Pattern: "POST /2.0/users/{user}/connections", Payload: fields}},
+	}}
+	post := func(body string) error {
+		resp, err := client.Post(api.URL+"/2.0/users/me/connections", "application/json", strings.NewReader(body))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+
+	err = post(`{"pin": 1234}`) // a number where a credential string belongs
+	fmt.Println("body refused:", errors.Is(err, e2ee.ErrNotSent), "retry:", retryable(err))
+	api.Fail(http.StatusServiceUnavailable, "maintenance")
+	err = post(`{"password": "hunter2"}`)
+	fmt.Println("key unavailable:", errors.Is(err, e2ee.ErrNotSent), "retry:", retryable(err))
+	// Output:
+	// body refused: true retry: false
+	// key unavailable: true retry: true
+}

@@ -2,32 +2,24 @@ package e2ee
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"mime"
 	"net/http"
-	"net/url"
-	"path"
-	"slices"
 	"strings"
 	"sync"
 )
 
-// Route designates the requests whose bodies a [Transport] encrypts or checks.
-type Route struct {
-	// Pattern is a net/http.ServeMux pattern: method, optional host, path,
-	// as in "POST /2.0/users/{user}/connections" or
-	// "POST acme.biapi.pro/2.0/payments/{payment}". A host must be lowercase.
-	Pattern string
-	// Payload names the fields to encrypt (or, with VerifyOnly, to check).
-	Payload *Payload
-	// VerifyOnly checks bodies with Payload.Check instead of encrypting
-	// them: for services that relay bodies a user interface already
-	// encrypted. A body with a designated value in cleartext is refused.
-	VerifyOnly bool
-}
+// ErrNotSent indicates that RoundTrip refused a request and sent nothing:
+// every error [Transport.RoundTrip] returns before handing the request to
+// Base wraps it, and no error from Base does. Such a request may be retried
+// without risk of a duplicate, once its cause is fixed: errors that also
+// wrap [ErrKeyUnavailable] may pass on their own (the key endpoint is back);
+// the others (the body, the configuration) need a change first.
+var ErrNotSent = errors.New("e2ee: request not sent")
 
 // DefaultMaxBodyBytes bounds the request bodies that a [Transport] reads
 // when its MaxBodyBytes is zero.
@@ -37,16 +29,33 @@ const DefaultMaxBodyBytes = 1 << 20
 // matching requests before they leave the process, and fails closed.
 //
 // A route matches on method, path and, when its pattern names one, the host
-// of the request URL (or of its Host header). Since servers differ in how
-// they read a path, a request matches when any common reading of it does:
-// percent-decoded (%2F included), cleaned of dot segments and repeated or
-// trailing slashes, without ;parameters, its method in upper case. Requests
-// that match no route, and every response, pass untouched; so does a
-// matching request with an empty body. A non-empty body that is not JSON, on
-// a matching route, is refused. When reading, encrypting or checking fails,
-// RoundTrip returns an error, sends nothing and closes the request body; the
-// error names the route and JSON Pointers, never a value. Reading the body
-// honours the request's context.
+// of the request URL (or of its Host header), read as net/http dials it and
+// as servers may read it: see [Route.Pattern]. Paths match whatever their
+// letter case, percent-encoding, dot segments, repeated or trailing slashes
+// and ;parameters, methods whatever their letter case, and hosts whatever
+// their letter case, port, trailing dot and Unicode spelling (net/http
+// dials "acme。biapi.pro" or fullwidth letters as acme.biapi.pro).
+// Requests that match no route, and every response, pass untouched; so does
+// a matching request with an empty body.
+//
+// It fails closed, at configuration time too:
+//   - A Transport with no routes, or with a route that could not match as
+//     written, refuses every request (see [Transport.Validate]).
+//   - A request that matches a route's method and path on a host that no
+//     route names is refused, unless its body is empty: it is on its way to
+//     another tenant or environment than the one the Transport was set up
+//     for. Requests to other hosts on other paths pass.
+//   - On a matching route, a non-empty body that is not JSON is refused, and
+//     so is a body with a Content-Encoding, or with a Content-Type that is
+//     not JSON (application/json, or any type/subtype+json).
+//   - A body may designate at most a bounded number of values (see
+//     [Payload.WithMaxValues]); larger ones are refused before any
+//     encryption.
+//
+// When reading, encrypting or checking fails, RoundTrip returns an error
+// wrapping [ErrNotSent], sends nothing and closes the request body; the error
+// names the route and JSON Pointers, never a value. Reading the body honours
+// the request's context.
 //
 // Redirects: the body a Transport sends is already encrypted, and so are its
 // retries (GetBody is set). When an [http.Client] follows a 307 or 308 from a
@@ -55,6 +64,9 @@ const DefaultMaxBodyBytes = 1 << 20
 // chain leads back to a matching request) and encrypts it with that route,
 // whatever path it is sent to. For that, a response from Base that lacks its
 // Request gets the request sent.
+//
+// Keep a Transport innermost, right above the network: a logging or retrying
+// RoundTripper below it would see the cleartext.
 //
 // A Transport's fields must not be changed after its first use. It is safe
 // for concurrent use by multiple goroutines.
@@ -65,8 +77,8 @@ type Transport struct {
 	Routes []Route
 	// KeyRejected, when set, reports whether a response means that the API
 	// could not decrypt with the key used (e.g. an unknown kid). It may read
-	// the response body: its first 64 KiB are buffered, and the caller gets
-	// the whole body all the same. The
+	// the response body, all of it if it likes: what it reads is buffered
+	// and given back, so the caller gets every byte all the same. The
 	// Transport then refreshes the key (when the route's key source has
 	// Refresh(ctx) (*Key, error), as KeyFetcher does) and, when that gives a
 	// different kid, resends once, encrypted anew; otherwise, or when the
@@ -80,8 +92,7 @@ type Transport struct {
 	MaxBodyBytes int64
 
 	once    sync.Once
-	mux     *http.ServeMux
-	routes  map[string]*Route // by pattern
+	router  *router // nil when initErr is set
 	initErr error
 }
 
@@ -92,189 +103,56 @@ type refresher interface {
 	Refresh(ctx context.Context) (*Key, error)
 }
 
-func (t *Transport) init() {
-	t.mux = http.NewServeMux()
-	t.routes = make(map[string]*Route, len(t.Routes))
-	for i := range t.Routes {
-		r := &t.Routes[i]
-		if err := t.addRoute(r); err != nil {
-			t.initErr = fmt.Errorf("e2ee: Transport route %q: %w", r.Pattern, err)
-			return
-		}
-	}
-}
-
-func (t *Transport) addRoute(r *Route) (err error) {
-	switch {
-	case r.Payload == nil:
-		return errors.New("no Payload")
-	case !r.VerifyOnly && r.Payload.enc == nil:
-		return errors.New("Payload has no Encryptor")
-	}
-	// "[METHOD ][HOST]/PATH": the host is what precedes the last field's first slash.
-	if f := strings.Fields(r.Pattern); len(f) > 0 {
-		if host, _, _ := strings.Cut(f[len(f)-1], "/"); host != strings.ToLower(host) {
-			return errors.New("host must be lowercase")
-		}
-	}
-	defer func() {
-		if v := recover(); v != nil { // ServeMux panics on invalid or conflicting patterns
-			err = fmt.Errorf("%v", v)
-		}
-	}()
-	t.mux.Handle(r.Pattern, http.NotFoundHandler())
-	t.routes[r.Pattern] = r
-	return nil
-}
-
-// route returns the route that req matches, directly or as a redirect hop of
-// a request that matched one, or nil.
-func (t *Transport) route(req *http.Request) *Route {
-	for r := req; r != nil; {
-		if route := t.match(r); route != nil {
-			return route
-		}
-		if r.Response == nil {
-			break
-		}
-		r = r.Response.Request
-	}
-	return nil
-}
-
-// match returns the route of req itself, or nil.
-//
-// Servers disagree on which spellings of a request are the same resource,
-// so match tries every reading a server might make, and applies a route if
-// any of them matches: the host of the URL and of the Host header
-// (lowercased, without port or trailing dot); the method in upper case; the
-// path as sent (an Opaque URL's included), and fully percent-decoded (%2F,
-// %2E and %5C too), with backslashes read as slashes, without ;parameters,
-// cleaned of dot segments, and without trailing slashes. Encrypting a request
-// that did not need it is harmless; sending one that did in cleartext is not.
-func (t *Transport) match(req *http.Request) *Route {
-	if req.URL == nil {
-		return nil
-	}
-	raw, hosts := req.URL.EscapedPath(), []string{req.URL.Host, req.Host}
-	if req.URL.Opaque != "" {
-		uri, _, _ := strings.Cut(req.URL.RequestURI(), "?")
-		raw = uri
-		if u, err := url.Parse(uri); err == nil {
-			raw, hosts = u.EscapedPath(), append(hosts, u.Host)
-		}
-	}
-	var names []string // the hosts, normalized; "" only when none is named
-	for _, host := range hosts {
-		if strings.Contains(host, ":") {
-			if h, _, err := net.SplitHostPort(host); err == nil {
-				host = h
-			}
-		}
-		if host = strings.TrimSuffix(strings.ToLower(host), "."); host != "" && !slices.Contains(names, host) {
-			names = append(names, host)
-		}
-	}
-	if names == nil {
-		names = []string{""}
-	}
-	readings := pathReadings(raw)
-	probe := &http.Request{Method: strings.ToUpper(req.Method), URL: &url.URL{}}
-	for _, host := range names {
-		probe.Host = host
-		for _, p := range readings {
-			*probe.URL = url.URL{Path: p}
-			if p == raw {
-				probe.URL.Path, probe.URL.RawPath = unescapeOr(raw), raw
-			}
-			if _, pattern := t.mux.Handler(probe); pattern != "" {
-				return t.routes[pattern]
-			}
-		}
-	}
-	return nil
-}
-
-// pathReadings returns the ways a server may read the escaped path raw:
-// raw itself, then decoded paths as described on match.
-func pathReadings(raw string) []string {
-	readings := []string{raw}
-	add := func(p string) {
-		if p != "" && !slices.Contains(readings, p) {
-			readings = append(readings, p)
-		}
-	}
-	if !strings.ContainsAny(raw, "%;\\") {
-		// Nothing to decode: the mux itself cleans dot segments and
-		// repeated slashes; only trailing slashes remain to try.
-		add(strings.TrimRight(raw, "/"))
-		return readings
-	}
-	decoded := unescapeOr(raw)
-	for range 3 { // %252F and the like: a server may decode more than once
-		next := unescapeOr(decoded)
-		if next == decoded {
-			break
-		}
-		decoded = next
-	}
-	decoded = strings.ReplaceAll(decoded, "\\", "/")
-	segments := strings.Split(decoded, "/")
-	for i, seg := range segments {
-		segments[i], _, _ = strings.Cut(seg, ";")
-	}
-	for _, p := range []string{decoded, strings.Join(segments, "/")} {
-		add(p)
-		cleaned := path.Clean("/" + p)
-		add(cleaned)
-		add(strings.TrimRight(p, "/"))
-	}
-	if trimmed := strings.TrimRight(raw, "/"); trimmed != raw {
-		add(trimmed)
-	}
-	return readings
-}
-
-// unescapeOr returns the percent-decoded s, or s when it does not decode.
-func unescapeOr(s string) string {
-	if u, err := url.PathUnescape(s); err == nil {
-		return u
-	}
-	return s
+// Validate returns the configuration error that makes t refuse every
+// request, or nil: no routes, a route without a Payload (or, unless
+// VerifyOnly, without an Encryptor), or a pattern that is invalid, conflicts
+// with another, or could not match as written (see [Route.Pattern]). A
+// Transport checks its routes once, before its first request; call Validate
+// at start-up to fail there rather than on the first request.
+func (t *Transport) Validate() error {
+	t.once.Do(func() { t.router, t.initErr = newRouter(t.Routes) })
+	return t.initErr
 }
 
 // RoundTrip implements [http.RoundTripper]. See [Transport] for what it does
 // to matching requests.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t.once.Do(t.init)
-	if t.initErr != nil {
+	if err := t.Validate(); err != nil {
 		closeBody(req)
-		return nil, t.initErr
+		return nil, &notSentError{err: err}
 	}
-	route := t.route(req)
-	if route == nil || req.Body == nil || req.Body == http.NoBody {
+	route, foreign := t.router.route(req)
+	if route == nil && foreign == nil || req.Body == nil || req.Body == http.NoBody {
 		return t.base().RoundTrip(req)
 	}
 
 	body, err := t.readBody(req)
 	if err != nil {
-		return nil, routeError(route, "reading request body", err)
+		return nil, refused(cmp.Or(route, foreign), "reading request body", err)
 	}
 	if len(body) == 0 {
 		return t.send(withBody(req, nil))
 	}
+	refuse := func(err error) (*http.Response, error) {
+		clear(body)
+		return nil, err
+	}
+	if foreign != nil {
+		return refuse(foreignHostError(req, foreign))
+	}
+	if err := checkContent(req.Header); err != nil {
+		return refuse(refused(route, "refusing to send", err))
+	}
 	if route.VerifyOnly {
-		if err := route.Payload.Check(body); err != nil {
-			clear(body)
-			return nil, routeError(route, "refusing to send", err)
+		if err := route.Payload.verify(req.Context(), body); err != nil {
+			return refuse(refused(route, "refusing to send", err))
 		}
 		return t.send(withBody(req, body))
 	}
 
 	out, kid, err := route.Payload.encrypt(req.Context(), body)
 	if err != nil {
-		clear(body)
-		return nil, routeError(route, "refusing to send", err)
+		return refuse(refused(route, "refusing to send", err))
 	}
 	if kid == "" { // nothing to encrypt: out is body itself
 		return t.send(withBody(req, out))
@@ -282,10 +160,37 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	defer clear(body) // the cleartext copy lives for this call only
 
 	resp, err := t.send(withBody(req, out))
-	if err != nil || t.KeyRejected == nil || !t.keyRejected(resp) {
+	if err != nil || t.KeyRejected == nil || !t.askKeyRejected(resp) {
 		return resp, err
 	}
 	return t.retryWithNewKey(req, route, body, kid, resp)
+}
+
+// checkContent refuses the headers of a body that cannot be encrypted in
+// place: compressed, or of a media type that is not JSON.
+func checkContent(h http.Header) error {
+	for _, ce := range h.Values("Content-Encoding") {
+		if v := strings.TrimSpace(ce); v != "" && !strings.EqualFold(v, "identity") {
+			return fmt.Errorf("%w: Content-Encoding is %s: compressed bodies cannot be encrypted in place",
+				ErrNotJSON, quote(v))
+		}
+	}
+	cts := h.Values("Content-Type")
+	switch {
+	case len(cts) == 0 || len(cts) == 1 && strings.TrimSpace(cts[0]) == "":
+		return nil
+	case len(cts) > 1:
+		return fmt.Errorf("%w: the request has %d Content-Type headers", ErrNotJSON, len(cts))
+	}
+	mt, _, err := mime.ParseMediaType(cts[0])
+	if err != nil {
+		return fmt.Errorf("%w: Content-Type is not a media type", ErrNotJSON)
+	}
+	if _, sub, _ := strings.Cut(mt, "/"); mt != "application/json" && !strings.HasSuffix(sub, "+json") {
+		return fmt.Errorf("%w: Content-Type is %s: end-to-end encryption applies to JSON bodies only",
+			ErrNotJSON, quote(mt))
+	}
+	return nil
 }
 
 // send sends a request whose body the Transport made. A response without
@@ -299,28 +204,18 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// keyRejectedPeek bounds what a KeyRejected predicate may read of a response
-// body; what it reads is put back for the caller.
-const keyRejectedPeek = 64 << 10
-
-// keyRejected calls KeyRejected with resp, whose body the predicate may read:
-// the first keyRejectedPeek bytes are buffered and given back afterwards.
-func (t *Transport) keyRejected(resp *http.Response) bool {
+// askKeyRejected calls KeyRejected with resp, whose body the predicate may
+// read, as much of it as it likes: what it reads is buffered and given back
+// afterwards, ahead of the rest, and closing it is left to the caller.
+func (t *Transport) askKeyRejected(resp *http.Response) bool {
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return t.KeyRejected(resp)
 	}
 	orig := resp.Body
-	prefix, err := io.ReadAll(io.LimitReader(orig, keyRejectedPeek))
-	replay := func() io.ReadCloser {
-		rest := io.Reader(orig)
-		if err != nil {
-			rest = errReader{err}
-		}
-		return readCloser{io.MultiReader(bytes.NewReader(prefix), rest), orig}
-	}
-	resp.Body = replay()
+	var read bytes.Buffer
+	resp.Body = readCloser{io.TeeReader(orig, &read), nopCloser{}}
 	rejected := t.KeyRejected(resp)
-	resp.Body = replay()
+	resp.Body = readCloser{io.MultiReader(&read, orig), orig}
 	return rejected
 }
 
@@ -329,9 +224,9 @@ type readCloser struct {
 	io.Closer
 }
 
-type errReader struct{ err error }
+type nopCloser struct{}
 
-func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+func (nopCloser) Close() error { return nil }
 
 // retryWithNewKey handles a response that says the API could not decrypt
 // with the key kid: it refreshes the key and, when the kid changed, sends the
@@ -425,23 +320,40 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 	}
 }
 
-// routeError is the error of a request on route: "e2ee: PATTERN: what: err",
-// without err's own "e2ee: " prefix.
-func routeError(route *Route, what string, err error) error {
-	return &prefixedError{prefix: "e2ee: " + route.Pattern + ": " + what + ": ", err: err}
+// refused is the error of a request refused on route: "e2ee: PATTERN: what:
+// err", without err's own "e2ee: " prefix.
+func refused(route *Route, what string, err error) error {
+	return &notSentError{prefix: "e2ee: " + route.Pattern + ": " + what + ": ", err: err}
 }
 
-// prefixedError is err with a prefix of its own in place of err's "e2ee: ".
-type prefixedError struct {
+// foreignHostError is the error of a request to a host that no route names,
+// on the method and path of route.
+func foreignHostError(req *http.Request, route *Route) error {
+	host := req.Host
+	if req.URL.Host != "" {
+		host = req.URL.Host
+	}
+	return &notSentError{err: fmt.Errorf("e2ee: %s %s: the host is not that of route %q, nor of any other route: "+
+		"refusing to send (add a route for this host, or send through a client set up for it)",
+		strings.ToUpper(req.Method), quote(host), route.Pattern)}
+}
+
+// notSentError is the error of a request that RoundTrip refused: it wraps
+// ErrNotSent and its cause. Its message is prefix, then the cause's message
+// without the cause's own "e2ee: " when there is a prefix.
+type notSentError struct {
 	prefix string
 	err    error
 }
 
-func (e *prefixedError) Error() string {
+func (e *notSentError) Error() string {
+	if e.prefix == "" {
+		return e.err.Error()
+	}
 	return e.prefix + strings.TrimPrefix(e.err.Error(), "e2ee: ")
 }
 
-func (e *prefixedError) Unwrap() error { return e.err }
+func (e *notSentError) Unwrap() []error { return []error{ErrNotSent, e.err} }
 
 // withBody returns a shallow copy of req that sends body, replayable through
 // GetBody. The caller's request is not modified.

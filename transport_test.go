@@ -156,7 +156,7 @@ func TestTransportPassesThrough(t *testing.T) {
 		name, method, url, body string
 	}{
 		{"other path", "POST", "https://acme.biapi.pro/2.0/users/me/accounts", cleartext},
-		{"other host", "POST", "https://other.biapi.pro/2.0/users/me/connections", cleartext},
+		{"other host and path", "POST", "https://other.biapi.pro/2.0/users/me/accounts", cleartext},
 		{"other method", "GET", connectionsURL, ""},
 		{"nil body", "POST", connectionsURL, "-"},
 	} {
@@ -230,8 +230,8 @@ func TestTransportFailsClosed(t *testing.T) {
 		is      error
 		reason  string
 	}{
-		{"key source error", down, connectionsURL, `{"password": "` + c + `"}`, nil, nil, 0, nil, "key endpoint down"},
-		{"invalid JSON", enc, connectionsURL, `password=` + c, nil, nil, 0, nil, "not valid JSON"},
+		{"key source error", down, connectionsURL, `{"password": "` + c + `"}`, nil, nil, 0, ErrKeyUnavailable, "key endpoint down"},
+		{"invalid JSON", enc, connectionsURL, `password=` + c, nil, nil, 0, ErrNotJSON, "not valid JSON"},
 		{"truncated JSON", enc, connectionsURL, `{"password": "` + c, nil, nil, 0, nil, "unexpected end of input"},
 		{"number in a designated field", enc, connectionsURL, `{"password": "` + c + `", "pin": 1234}`, nil, nil, 0, ErrNotString, "/pin is a number"},
 		{"body read error", enc, connectionsURL, `{"password": "` + c + `"}`, nil, errors.New("connection reset"), 0, nil, "reading request body"},
@@ -265,6 +265,9 @@ func TestTransportFailsClosed(t *testing.T) {
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
 				t.Errorf("RoundTrip error = %v; want errors.Is %v", err, tt.is)
+			}
+			if !errors.Is(err, ErrNotSent) {
+				t.Errorf("RoundTrip error = %v; want errors.Is ErrNotSent", err)
 			}
 			if !strings.HasPrefix(err.Error(), "e2ee: POST acme.biapi.pro/") || !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("RoundTrip error = %q; want the route and %q", err, tt.reason)
@@ -304,8 +307,11 @@ func TestTransportBadRoutes(t *testing.T) {
 			// Transport cannot know what its routes were meant to cover.
 			req, cb := newRequest(t, "POST", "https://example.org/other", `{"password": "`+canary+`"}`)
 			_, err := tr.RoundTrip(req)
-			if err == nil || !strings.Contains(err.Error(), tt.reason) {
-				t.Errorf("RoundTrip error = %v; want %q", err, tt.reason)
+			if err == nil || !strings.Contains(err.Error(), tt.reason) || !errors.Is(err, ErrNotSent) {
+				t.Errorf("RoundTrip error = %v; want ErrNotSent and %q", err, tt.reason)
+			}
+			if verr := tr.Validate(); verr == nil || !strings.Contains(verr.Error(), tt.reason) {
+				t.Errorf("Validate() = %v; want %q", verr, tt.reason)
 			}
 			if len(rec.requests()) != 0 || cb.closed.Load() != 1 {
 				t.Errorf("sent %d requests and closed the body %d times; want 0 and 1", len(rec.requests()), cb.closed.Load())
@@ -496,6 +502,36 @@ func TestTransportBodyReadHonoursContext(t *testing.T) {
 	}
 }
 
+func TestTransportValidate(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	if err := testTransport(t, enc, &recorder{}).Validate(); err != nil {
+		t.Errorf("Validate() = %v; want nil", err)
+	}
+	if err := new(Transport).Validate(); err == nil || !strings.Contains(err.Error(), "no routes") {
+		t.Errorf("Transport{}.Validate() = %v; want an error saying it has no routes", err)
+	}
+}
+
+// TestTransportBaseErrorsAreNotErrNotSent: once Base has the request, it
+// may have been sent, so its errors must not say otherwise.
+func TestTransportBaseErrorsAreNotErrNotSent(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	failing := &recorder{answer: func(*http.Request) (*http.Response, error) {
+		return nil, errors.New("connection reset by peer")
+	}}
+	for _, tt := range []struct{ name, url, body string }{
+		{"encrypted route", connectionsURL, `{"password": "x"}`},
+		{"no route", "https://acme.biapi.pro/2.0/users/me/accounts", `{}`},
+		{"empty body", connectionsURL, ""},
+	} {
+		req, _ := newRequest(t, "POST", tt.url, tt.body)
+		_, err := testTransport(t, enc, failing).RoundTrip(req)
+		if err == nil || errors.Is(err, ErrNotSent) {
+			t.Errorf("%s: RoundTrip error = %v; want Base's error, not ErrNotSent", tt.name, err)
+		}
+	}
+}
+
 // TestTransportKeyRejectedReadsBody gives a predicate that reads the body
 // to decide: the caller still gets the whole body.
 func TestTransportKeyRejectedReadsBody(t *testing.T) {
@@ -518,6 +554,42 @@ func TestTransportKeyRejectedReadsBody(t *testing.T) {
 	got, _ := io.ReadAll(resp.Body)
 	if string(got) != answer || len(rec.requests()) != 1 {
 		t.Errorf("caller got %q after %d sends; want the whole answer after 1", got, len(rec.requests()))
+	}
+}
+
+// TestTransportKeyRejectedReadsLongBody gives a predicate that reads, then
+// closes, a body far longer than any buffer of the Transport's: the caller
+// still gets every byte.
+func TestTransportKeyRejectedReadsLongBody(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	answer := strings.Repeat("0123456789abcdef", 20<<10) // 320 KiB
+	rb := &rejectingBody{Reader: strings.NewReader(answer)}
+	rec := &recorder{answer: func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 400, Header: http.Header{}, Request: req, Body: rb}, nil
+	}}
+	tr := testTransport(t, enc, rec)
+	var seen int
+	tr.KeyRejected = func(r *http.Response) bool {
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		seen = len(b)
+		return false
+	}
+	req, _ := newRequest(t, "POST", connectionsURL, `{"password": "x"}`)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	if seen != len(answer) || string(got) != answer {
+		t.Errorf("the predicate read %d bytes and the caller %d; want %d both", seen, len(got), len(answer))
+	}
+	if rb.closed.Load() {
+		t.Errorf("the predicate's Close closed the caller's body")
+	}
+	resp.Body.Close()
+	if !rb.closed.Load() {
+		t.Errorf("the caller's Close did not close the response body")
 	}
 }
 
@@ -699,7 +771,7 @@ func BenchmarkTransport(b *testing.B) {
 		return okResponse(req), nil
 	})
 	tr := &Transport{Base: base, Routes: []Route{{Pattern: "POST acme.biapi.pro/2.0/users/{user}/connections", Payload: p}}}
-	body := `{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "login": "john.doe@example.org", "password": "correct horse battery staple", "id_provider": 7, "id_bank": 8, "comment": "a request body of about three hundred bytes, like a real one"}`
+	body := connectionBody300
 	ctx := context.Background()
 	b.Run("Transport", func(b *testing.B) {
 		b.ReportAllocs()

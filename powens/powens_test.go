@@ -109,8 +109,8 @@ func TestRoutes(t *testing.T) {
 			`{"login": "john.doe", "password": "hunter2"}`,
 		},
 		{
-			"another host passes untouched",
-			"https://other.biapi.pro/2.0/users/me/connections",
+			"another host, another path, passes untouched",
+			"https://other.biapi.pro/2.0/users/me/accounts",
 			`{"login": "john.doe", "password": "hunter2"}`,
 			`{"login": "john.doe", "password": "hunter2"}`,
 		},
