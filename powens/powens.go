@@ -2,12 +2,25 @@
 // Insight): the URL of a domain's end-to-end encryption key, and the requests
 // that the API documents as end-to-end encrypted.
 //
-// A backend that forwards credentials to the API needs a few lines:
+// A backend that forwards credentials to the API needs one call:
 //
-//	url, _ := powens.KeyURL("acme")
-//	keys, _ := e2ee.NewKeyFetcher(url, nil)
-//	routes, _ := powens.Routes("acme", e2ee.NewEncryptor(keys))
-//	client := &http.Client{Transport: &e2ee.Transport{Routes: routes}}
+//	client, err := powens.NewClient("acme", nil)
+//	if err != nil {
+//		return err // a configuration mistake: nothing could be sent
+//	}
+//	// client encrypts the credentials of the requests listed below.
+//
+// [NewClient] puts together [KeyURL], an [e2ee.KeyFetcher], [Routes] and an
+// [e2ee.Transport]; use them apart for an integration that needs to.
+//
+// # Domains
+//
+// Every function here takes the domain name alone ("acme",
+// "acme-sandbox"), or the API host ("acme.biapi.pro", in any letter case),
+// and refuses anything else with an error that says what to pass: a URL, a
+// path, a port, another parent domain. A client or a set of routes covers
+// one domain; a credential-carrying request to another domain's encrypted
+// endpoints is refused, not sent in cleartext.
 //
 // # Requests covered
 //
@@ -51,7 +64,8 @@
 // The API's documentation does not say how it reports a value it cannot
 // decrypt (for example one encrypted with a retired key), so this package
 // offers no KeyRejected predicate. An integrator who knows the response can
-// set [e2ee.Transport.KeyRejected]; see the package example.
+// set [Options.KeyRejected] or [e2ee.Transport.KeyRejected]; see the
+// example of [Options].
 package powens
 
 import (
@@ -66,9 +80,9 @@ import (
 const apiHost = "biapi.pro"
 
 // KeyURL returns https://{domain}.biapi.pro/2.0/publickey, where the API
-// serves the domain's end-to-end encryption key. A domain that is not a
-// sequence of DNS labels is an error (it could point the URL at another
-// host). The domain is lowercased.
+// serves the domain's end-to-end encryption key. The domain is read as
+// [Host] reads it: a domain that is not a DNS label, which could point the
+// URL at another host, is an error.
 func KeyURL(domain string) (string, error) {
 	host, err := Host(domain)
 	if err != nil {
@@ -77,38 +91,73 @@ func KeyURL(domain string) (string, error) {
 	return "https://" + host + "/2.0/publickey", nil
 }
 
-// Host returns {domain}.biapi.pro, the API host of domain, after checking
-// that domain is a sequence of DNS labels: letters, digits and hyphens, 1 to
-// 63 characters each, not starting or ending with a hyphen, separated by
-// dots, with no trailing dot. The result is lowercase.
+// Host returns {domain}.biapi.pro, the API host of domain, in lower case.
+//
+// The domain is the domain name alone, as in "acme" or "acme-sandbox": one
+// DNS label of letters, digits and hyphens, 1 to 63 characters, not starting
+// or ending with a hyphen. The API host itself, "acme.biapi.pro" in any
+// letter case, is taken as the same domain. Anything else is an error that
+// says what to pass: a URL, a path, a port, a host under another parent
+// domain, several labels, or characters that a DNS label cannot have.
 func Host(domain string) (string, error) {
-	if domain == "" {
-		return "", errors.New("powens: domain is empty")
+	name, err := domainName(domain)
+	if err != nil {
+		return "", err
 	}
-	for label := range strings.SplitSeq(domain, ".") {
-		if err := checkLabel(label); err != nil {
-			return "", fmt.Errorf("powens: domain %q: %w", domain, err)
-		}
+	return name + "." + apiHost, nil
+}
+
+// domainName returns the domain name that domain gives, in lower case.
+func domainName(domain string) (string, error) {
+	const advice = `pass the domain name alone, e.g. "acme" for https://acme.biapi.pro`
+	bad := func(why string) error {
+		return fmt.Errorf("powens: domain %s %s: %s", quote(domain), why, advice)
 	}
-	host := strings.ToLower(domain) + "." + apiHost
-	if len(host) > 253 {
-		return "", fmt.Errorf("powens: domain %q: host name longer than 253 characters", domain)
+	switch {
+	case domain == "":
+		return "", errors.New("powens: domain is empty: " + advice)
+	case strings.Contains(domain, "://"):
+		return "", bad("is a URL")
+	case strings.ContainsAny(domain, "/?#"):
+		return "", bad("has a path")
+	case strings.ContainsAny(domain, "@\\"):
+		return "", bad("has characters of a URL")
+	case strings.Contains(domain, ":"):
+		return "", bad("has a port")
 	}
-	return host, nil
+	name := strings.ToLower(domain)
+	if n, ok := strings.CutSuffix(name, "."+apiHost); ok {
+		name = n
+	}
+	if strings.Contains(name, ".") {
+		return "", bad("is neither one DNS label nor a host directly under " + apiHost)
+	}
+	if err := checkLabel(name); err != nil {
+		return "", bad(err.Error())
+	}
+	return name, nil
+}
+
+// quote quotes s for an error message, cut to a readable length.
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return fmt.Sprintf("%q", s)
 }
 
 func checkLabel(label string) error {
 	switch {
 	case label == "":
-		return errors.New("empty label (leading, trailing or double dot)")
+		return errors.New("has an empty label")
 	case len(label) > 63:
-		return errors.New("label longer than 63 characters")
+		return errors.New("is longer than 63 characters")
 	case label[0] == '-' || label[len(label)-1] == '-':
-		return errors.New("label starts or ends with a hyphen")
+		return errors.New("starts or ends with a hyphen")
 	}
 	for _, c := range label {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
-			return fmt.Errorf("character %q is not allowed in a DNS label", c)
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return fmt.Errorf("has %q, which a DNS label cannot have", c)
 		}
 	}
 	return nil

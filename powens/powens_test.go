@@ -19,7 +19,9 @@ func TestKeyURL(t *testing.T) {
 		{"acme", "https://acme.biapi.pro/2.0/publickey"},
 		{"acme-sandbox", "https://acme-sandbox.biapi.pro/2.0/publickey"},
 		{"ACME", "https://acme.biapi.pro/2.0/publickey"},
-		{"eu.acme", "https://eu.acme.biapi.pro/2.0/publickey"},
+		{"acme.biapi.pro", "https://acme.biapi.pro/2.0/publickey"},
+		{"ACME.BIAPI.PRO", "https://acme.biapi.pro/2.0/publickey"},
+		{"Acme-Sandbox.Biapi.Pro", "https://acme-sandbox.biapi.pro/2.0/publickey"},
 		{"a1", "https://a1.biapi.pro/2.0/publickey"},
 		{strings.Repeat("a", 63), "https://" + strings.Repeat("a", 63) + ".biapi.pro/2.0/publickey"},
 	} {
@@ -35,11 +37,17 @@ func TestKeyURLRefusesHostileDomains(t *testing.T) {
 		"", "evil.com/x", "a@b", "a b", "acme.", ".acme", "a..b", strings.Repeat("a", 64),
 		"-acme", "acme-", "acme:443", "acme/", "acme?x=1", "acme#frag", "ac%6de", "äcme",
 		"evil.com\\@acme", "acme\n", "127.0.0.1:80/x", strings.Repeat("a.", 127) + "a",
+		// Mistakes: a URL, the host with a port, a path or a trailing dot,
+		// another parent domain, several labels, an underscore, Unicode.
+		"https://acme.biapi.pro", "acme.biapi.pro:443", "acme.biapi.pro/2.0", "acme.biapi.pro.",
+		"acme.biapi.pro.biapi.pro", "acme.example.com", "acme.biapi.com", "eu.acme", "biapi.pro",
+		".biapi.pro", "acme_prod", "ａｃｍｅ", "acme。biapi.pro", "acme\x00",
 	} {
 		if got, err := powens.KeyURL(domain); err == nil || got != "" {
 			t.Errorf("KeyURL(%q) = %q, %v; want an error", domain, got, err)
-		} else if !strings.HasPrefix(err.Error(), "powens: ") {
-			t.Errorf("KeyURL(%q) error = %q; want the prefix powens:", domain, err)
+		} else if msg := err.Error(); !strings.HasPrefix(msg, "powens: ") ||
+			!strings.Contains(msg, `pass the domain name alone, e.g. "acme"`) || strings.ContainsAny(msg, "\n\x00") {
+			t.Errorf("KeyURL(%q) error = %q; want powens: ..., what to pass, no control character", domain, err)
 		}
 	}
 }

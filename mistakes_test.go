@@ -1,0 +1,340 @@
+package e2ee_test
+
+import (
+	"bytes"
+	"cmp"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/e2eetest"
+	"github.com/credseal/e2ee/internal/fixture"
+	"github.com/credseal/e2ee/powens"
+)
+
+// secret is the credential of every request below: it must never leave in
+// cleartext, nor appear in an error or a log line.
+const secret = "canary-S3cr3t-4f1d"
+
+// outcome is what a mistake leads to.
+type outcome int
+
+const (
+	// configError: setting up returns an error, and whatever was set up
+	// anyway refuses the request.
+	configError outcome = iota
+	// refused: the request fails with ErrNotSent and nothing reaches the API.
+	refused
+	// encrypted: the request reaches the API with the credential encrypted.
+	encrypted
+	// passed: the request, which carries no credential, reaches the API as
+	// it was.
+	passed
+)
+
+func (o outcome) String() string {
+	return [...]string{"a configuration error", "a refusal", "an encrypted request", "sent as it was"}[o]
+}
+
+// mistake is an integrator's mistake: how a client is set up, what it sends,
+// and what must come of it.
+type mistake struct {
+	name string
+	// setUp returns the client the integrator would use, and the
+	// configuration error it was given (which the integrator may ignore).
+	setUp  func(t *testing.T, api *e2eetest.Server, log *slog.Logger) (*http.Client, error)
+	method string
+	url    string
+	body   string
+	header http.Header
+	want   outcome
+	reason string // in the error, when there is one
+}
+
+// newClient is powens.NewClient on the test API, logging fetches to log.
+func newClient(domain string) func(*testing.T, *e2eetest.Server, *slog.Logger) (*http.Client, error) {
+	return func(_ *testing.T, api *e2eetest.Server, log *slog.Logger) (*http.Client, error) {
+		return powens.NewClient(domain, &powens.Options{
+			HTTPClient: api.Client(),
+			Fetcher:    &e2ee.FetcherConfig{HTTPClient: api.Client(), Logger: log},
+		})
+	}
+}
+
+// withRoutes is a client whose Transport has the given routes, made from
+// the test API's key; the error is the Transport's Validate.
+func withRoutes(routes func(enc *e2ee.Encryptor) []e2ee.Route) func(*testing.T, *e2eetest.Server, *slog.Logger) (*http.Client, error) {
+	return func(t *testing.T, api *e2eetest.Server, _ *slog.Logger) (*http.Client, error) {
+		tr := &e2ee.Transport{Base: api.Transport(), Routes: routes(e2ee.NewEncryptor(e2ee.StaticKey(api.Key())))}
+		return &http.Client{Transport: tr}, tr.Validate()
+	}
+}
+
+// pattern is a client with one route of the given pattern, encrypting every
+// member but id_connector.
+func pattern(p string) func(*testing.T, *e2eetest.Server, *slog.Logger) (*http.Client, error) {
+	return withRoutes(func(enc *e2ee.Encryptor) []e2ee.Route {
+		payload, err := e2ee.NewPayload(enc, "/*", "!/id_connector")
+		if err != nil {
+			panic(err)
+		}
+		return []e2ee.Route{{Pattern: p, Payload: payload}}
+	})
+}
+
+// verifyOnly is a relay's client: a VerifyOnly route for the payment
+// validation's fields, checking JWEs against the test API's key.
+func verifyOnly(t *testing.T, api *e2eetest.Server, log *slog.Logger) (*http.Client, error) {
+	return withRoutes(func(enc *e2ee.Encryptor) []e2ee.Route {
+		payload, err := e2ee.NewPayload(enc, "/fields/*")
+		if err != nil {
+			panic(err)
+		}
+		routes, err := powens.VerifyRoutes("acme")
+		if err != nil {
+			panic(err)
+		}
+		return append(routes, e2ee.Route{Pattern: "acme.biapi.pro/2.0/relay/{id}", Payload: payload, VerifyOnly: true})
+	})(t, api, log)
+}
+
+const (
+	connections = "https://acme.biapi.pro/2.0/users/me/connections"
+	cleartext   = `{"id_connector": 40, "login": "john.doe", "password": "` + secret + `"}`
+)
+
+// mistakes are the configuration mistakes that, before the SDK refused
+// them, each sent a credential in cleartext with no error; and the guards
+// added with them.
+func mistakes() []mistake {
+	ignoringErrors := func(domain string) func(*testing.T, *e2eetest.Server, *slog.Logger) (*http.Client, error) {
+		return func(t *testing.T, api *e2eetest.Server, _ *slog.Logger) (*http.Client, error) {
+			routes, err := powens.Routes(domain, e2ee.NewEncryptor(e2ee.StaticKey(api.Key())))
+			return &http.Client{Transport: &e2ee.Transport{Base: api.Transport(), Routes: routes}}, err
+		}
+	}
+	values := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`{"id_connector": 40`)
+		for i := range n {
+			fmt.Fprintf(&b, `, "field%d": "%s"`, i, secret)
+		}
+		return b.String() + "}"
+	}
+	gz := func() string {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write([]byte(cleartext))
+		w.Close()
+		return b.String()
+	}
+	return []mistake{
+		// 1. The API host given for the domain.
+		{name: "API host as the domain", setUp: newClient("acme.biapi.pro"), url: connections, want: encrypted},
+		{name: "API host in capitals as the domain", setUp: newClient("ACME.BIAPI.PRO"), url: connections, want: encrypted},
+		{name: "API host for Routes, errors ignored", setUp: ignoringErrors("acme.biapi.pro"), url: connections, want: encrypted},
+		{name: "URL as the domain", setUp: newClient("https://acme.biapi.pro"), url: connections, want: configError, reason: `pass the domain name alone, e.g. "acme"`},
+		{name: "host and port as the domain", setUp: newClient("acme.biapi.pro:443"), url: connections, want: configError, reason: "has a port"},
+		{name: "another parent domain", setUp: newClient("acme.example.com"), url: connections, want: configError, reason: "directly under biapi.pro"},
+		// 2. A client set up for one domain posting to another.
+		{name: "another domain", setUp: newClient("acme"), url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections", want: refused, reason: `host is not that of route "acme.biapi.pro/2.0/users/{user}/connections"`},
+		{name: "a second tenant", setUp: newClient("acme"), url: "https://other.biapi.pro/2.0/users/me/connections/7", want: refused, reason: "acme.biapi.pro/2.0/users/{user}/connections/{connection}"},
+		{name: "another domain, Unicode spelling", setUp: newClient("acme"), url: "https://acme-sandbox。biapi.pro/2.0/payments/9", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "payments"},
+		{name: "another domain, no body", setUp: newClient("acme"), method: "GET", url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections", body: "-", want: passed},
+		{name: "another domain, an endpoint that is not encrypted", setUp: newClient("acme"), url: "https://acme-sandbox.biapi.pro/2.0/users/me/accounts/1", body: `{"name": "current account"}`, want: passed},
+		// 3. An error ignored: a mistyped domain gives no routes.
+		{name: "mistyped domain, errors ignored", setUp: ignoringErrors("acme_prod"), url: connections, want: configError, reason: "'_', which a DNS label cannot have"},
+		{name: "no routes at all", setUp: withRoutes(func(*e2ee.Encryptor) []e2ee.Route { return nil }), url: connections, want: configError, reason: "has no routes"},
+		// 4. Route patterns that cannot match as written.
+		{name: "pattern without a leading slash", setUp: pattern("POST 2.0/users/{user}/connections"), url: connections, want: configError, reason: `"2.0" is not a host name`},
+		{name: "pattern with a lower-case method", setUp: pattern("post /2.0/users/{user}/connections"), url: connections, want: configError, reason: "must be upper case"},
+		{name: "pattern with an unknown method", setUp: pattern("SEND /2.0/users/{user}/connections"), url: connections, want: configError, reason: "unknown method"},
+		{name: "pattern with a :name segment", setUp: pattern("POST /2.0/users/:user/connections"), url: connections, want: configError, reason: "{user}"},
+		{name: "pattern with a * segment", setUp: pattern("POST /2.0/users/*/connections"), url: connections, want: configError, reason: "wildcard"},
+		{name: "pattern host with a port", setUp: pattern("POST acme.biapi.pro:443/2.0/users/{user}/connections"), url: connections, want: configError, reason: "has a port"},
+		{name: "pattern host with a trailing dot", setUp: pattern("POST acme.biapi.pro./2.0/users/{user}/connections"), url: connections, want: configError, reason: "ends with a dot"},
+		{name: "pattern host in brackets", setUp: pattern("POST [::1]/2.0/users/{user}/connections"), url: connections, want: configError, reason: "brackets"},
+		{name: "pattern host with non-ASCII letters", setUp: pattern("POST ａｃｍｅ.biapi.pro/2.0/users/{user}/connections"), url: connections, want: configError, reason: `"acme.biapi.pro"`},
+		{name: "pattern host in capitals", setUp: pattern("POST ACME.biapi.pro/2.0/users/{user}/connections"), url: connections, want: configError, reason: "lowercase"},
+		{name: "pattern with a query", setUp: pattern("POST /2.0/users/{user}/connections?x=1"), url: connections, want: configError, reason: "query"},
+		// 5. Host spellings that net/http dials as the API's host.
+		{name: "ideographic full stop in the host", setUp: newClient("acme"), url: "https://acme。biapi.pro/2.0/users/me/connections", want: encrypted},
+		{name: "fullwidth letters in the host", setUp: newClient("acme"), url: "https://ａｃｍｅ.ｂｉａｐｉ.ｐｒｏ/2.0/users/me/connections", want: encrypted},
+		{name: "percent-encoded full stop in the host", setUp: newClient("acme"), url: "https://acme%E3%80%82biapi.pro/2.0/users/me/connections", want: encrypted},
+		{name: "host in capitals, port and trailing dot", setUp: newClient("acme"), url: "https://ACME.biapi.pro.:443/2.0/users/me/connections", want: encrypted},
+		{name: "pattern without host, Unicode host", setUp: pattern("POST /2.0/users/{user}/connections"), url: "https://acme。biapi.pro/2.0/users/me/connections", want: encrypted},
+		// 6. Upper- or mixed-case paths.
+		{name: "path in capitals", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/USERS/me/CONNECTIONS", want: encrypted},
+		{name: "path in capitals, pattern in capitals", setUp: pattern("POST acme.biapi.pro/2.0/Users/{user}/Connections"), url: "https://acme.biapi.pro/2.0/users/ME/connections", want: encrypted},
+		{name: "path in capitals through a relay", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/PAYMENTS/9", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "/fields/code"},
+		// The bodies that cannot be encrypted in place.
+		{name: "gzip body", setUp: newClient("acme"), url: connections, body: gz(), header: http.Header{"Content-Encoding": {"gzip"}}, want: refused, reason: "compressed bodies cannot be encrypted in place"},
+		{name: "form body", setUp: newClient("acme"), url: connections, body: "login=john&password=" + secret, header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, want: refused, reason: `Content-Type is "application/x-www-form-urlencoded"`},
+		{name: "JSON body labelled as text", setUp: newClient("acme"), url: connections, header: http.Header{"Content-Type": {"text/plain"}}, want: refused, reason: `"text/plain"`},
+		{name: "JSON with a charset", setUp: newClient("acme"), url: connections, header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}, want: encrypted},
+		{name: "a +json media type", setUp: newClient("acme"), url: connections, header: http.Header{"Content-Type": {"application/vnd.api+json"}}, want: encrypted},
+		// The bound on designated values.
+		{name: "20,000 values", setUp: newClient("acme"), url: connections, body: values(20000), want: refused, reason: "more than 256"},
+		{name: "200 values", setUp: newClient("acme"), url: connections, body: values(200), want: encrypted},
+		// A credential pasted into a template becomes a member name.
+		{name: "credential as a member name", setUp: newClient("acme"), url: connections, body: `{"id_connector": 40, "login\", \"password\": \"` + secret + `": 1}`, want: refused, reason: "/* is a number"},
+		{name: "credential as a member name, control characters", setUp: newClient("acme"), url: connections, body: `{"id_connector": 40, "` + secret + `\u001b[2J\n": 1}`, want: refused, reason: "/* is a number"},
+		// A relay checks that JWEs are made with the current key.
+		{name: "relay: JWE of another key", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + otherKeyJWE() + `"}}`, want: refused, reason: "not a JWE of the current key"},
+		{name: "relay: forged kid, other modulus", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: "forged", want: refused, reason: "not a JWE of the current key"},
+		{name: "relay: cleartext", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "/fields/code"},
+	}
+}
+
+// otherKeyJWE is a JWE of the secret, made with a key that the test API
+// never serves.
+var otherKeyJWE = sync.OnceValue(func() string {
+	pub := fixture.Public(fixture.RSA3072)
+	jwe, err := e2ee.NewEncryptor(e2ee.StaticKey(&e2ee.Key{ID: "other", PublicKey: pub})).EncryptString(context.Background(), secret)
+	if err != nil {
+		panic(err)
+	}
+	return jwe
+})
+
+// TestMistakesFailClosed sets up a client as an integrator might get it
+// wrong, sends a credential, and checks the outcome: a configuration error
+// (and a refusal if the integrator goes on), a refusal with nothing sent, or
+// the credential encrypted. The credential appears in no error, no log line
+// and nothing the API received.
+func TestMistakesFailClosed(t *testing.T) {
+	for _, tt := range mistakes() {
+		t.Run(tt.name, func(t *testing.T) {
+			api := e2eetest.NewServer()
+			defer api.Close()
+			var logs bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			body := tt.body
+			switch body {
+			case "":
+				body = cleartext
+			case "-":
+				body = ""
+			case "forged": // the current kid on a JWE of a 3072-bit key
+				body = `{"fields": {"code": "` + forgeKid(t, otherKeyJWE(), api.Key().ID) + `"}}`
+			}
+
+			client, cfgErr := tt.setUp(t, api, log)
+			checkNoSecret(t, "configuration error", cfgErr)
+			switch {
+			case tt.want == configError && cfgErr == nil:
+				t.Fatalf("set-up gave no error; want one saying %q", tt.reason)
+			case tt.want == configError && !strings.Contains(cfgErr.Error(), tt.reason):
+				t.Errorf("set-up error = %q; want %q", cfgErr, tt.reason)
+			case tt.want != configError && cfgErr != nil:
+				t.Fatalf("set-up error = %v; want none", cfgErr)
+			}
+
+			var err error
+			if client != nil {
+				req, rerr := http.NewRequest(cmp.Or(tt.method, "POST"), tt.url, strings.NewReader(body))
+				if rerr != nil {
+					t.Fatal(rerr)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				for k, v := range tt.header {
+					req.Header[k] = v
+				}
+				var resp *http.Response
+				if resp, err = client.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+			checkNoSecret(t, "RoundTrip error", err)
+			if strings.Contains(logs.String(), secret[:8]) {
+				t.Errorf("a log line carries the credential:\n%s", logs.String())
+			}
+			for _, r := range api.Requests() {
+				if bytes.Contains(r.Body, []byte(secret)) {
+					t.Errorf("the API received the credential in cleartext: %.120s", r.Body)
+				}
+			}
+
+			switch tt.want {
+			case configError, refused:
+				if client == nil && tt.want == configError {
+					return // nothing to send with
+				}
+				if !errors.Is(err, e2ee.ErrNotSent) {
+					t.Errorf("request error = %v; want one wrapping ErrNotSent", err)
+				}
+				if err != nil && tt.want == refused && !strings.Contains(err.Error(), tt.reason) {
+					t.Errorf("request error = %q; want %q", err, tt.reason)
+				}
+				if n := api.APIRequests(); n != 0 {
+					t.Errorf("%d requests reached the API; want none", n)
+				}
+			case encrypted:
+				if err != nil {
+					t.Fatalf("request error = %v; want the request sent", err)
+				}
+				r, ok := api.LastRequest()
+				if !ok || r.Err != nil || len(r.Decrypted) == 0 {
+					t.Fatalf("the API got %v, %v; want a body with JWEs", ok, r.Err)
+				}
+				if r.Opened != body {
+					t.Errorf("the API reads %.200s; want %.200s", r.Opened, body)
+				}
+			case passed:
+				if err != nil {
+					t.Fatalf("request error = %v; want the request sent", err)
+				}
+				if r, ok := api.LastRequest(); !ok || string(r.Body) != body {
+					t.Errorf("the API got %q; want %q", r.Body, body)
+				}
+			}
+		})
+	}
+}
+
+// forgeKid returns jwe with the kid of its protected header replaced by kid.
+func forgeKid(t *testing.T, jwe, kid string) string {
+	t.Helper()
+	h, err := fixture.Header(jwe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := fmt.Sprintf(`{"alg":%q,"enc":%q,"kid":%q}`, h["alg"], h["enc"], kid)
+	_, rest, _ := strings.Cut(jwe, ".")
+	return fixture.B64([]byte(header)) + "." + rest
+}
+
+// checkNoSecret fails when err, or an error it wraps, carries (part of) the
+// credential or a raw control character.
+func checkNoSecret(t *testing.T, what string, err error) {
+	t.Helper()
+	for e := err; e != nil; {
+		msg := e.Error()
+		if strings.Contains(msg, secret[:8]) {
+			t.Errorf("%s carries the credential: %q", what, msg)
+		}
+		if strings.ContainsAny(msg, "\n\r\x1b\x00") {
+			t.Errorf("%s carries a control character: %q", what, msg)
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			e = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, c := range u.Unwrap() {
+				checkNoSecret(t, what, c)
+			}
+			e = nil
+		default:
+			e = nil
+		}
+	}
+}
