@@ -5,9 +5,10 @@
 // key at https://acme.biapi.pro/2.0/publickey and stands in for the API's
 // other endpoints, decrypting what it receives with the private key that, in
 // production, only the API holds. The backend's code is the real integration:
-// a KeyFetcher for the domain's key and an e2ee.Transport with the routes of
-// package powens. The kit's transport reaches the stand-in whatever host a
-// request names, as if DNS pointed acme.biapi.pro at it.
+// the client of powens.NewClient, which fetches the domain's key and encrypts
+// the credentials of the requests that package powens designates. The kit's
+// client reaches the stand-in whatever host a request names, as if DNS
+// pointed acme.biapi.pro at it.
 //
 //	go run ./examples/quickstart
 package main
@@ -24,7 +25,6 @@ import (
 	"os"
 	"strings"
 
-	"github.com/credseal/e2ee"
 	"github.com/credseal/e2ee/e2eetest"
 	"github.com/credseal/e2ee/powens"
 )
@@ -48,21 +48,12 @@ func run(ctx context.Context, out io.Writer) error {
 	api := e2eetest.NewServer() // the API, on loopback
 	defer api.Close()
 
-	// The backend: fetch the domain's key, encrypt what powens designates.
-	keyURL, err := powens.KeyURL(domain)
+	// The backend: one client that fetches the domain's key and encrypts
+	// what powens designates. In production, pass nil Options.
+	client, err := powens.NewClient(domain, &powens.Options{HTTPClient: api.Client()})
 	if err != nil {
 		return err
 	}
-	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: api.Client()})
-	if err != nil {
-		return err
-	}
-	defer keys.Close()
-	routes, err := powens.Routes(domain, e2ee.NewEncryptor(keys))
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Transport: &e2ee.Transport{Base: api.Transport(), Routes: routes}}
 
 	url := "https://" + domain + ".biapi.pro/2.0/users/me/connections"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
@@ -76,10 +67,11 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 	resp.Body.Close()
 
-	key, err := keys.Key(ctx)
+	keyURL, err := powens.KeyURL(domain)
 	if err != nil {
 		return err
 	}
+	key := api.Key() // the key the API served to the client
 	sent, ok := api.LastRequest()
 	if !ok {
 		return fmt.Errorf("the API received nothing")

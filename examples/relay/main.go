@@ -53,12 +53,15 @@ func newRelay(keys e2ee.KeySource, upstream *url.URL, base http.RoundTripper, ro
 		},
 		Transport: &e2ee.Transport{Base: base, Routes: routes},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, e2ee.ErrCleartext) || errors.Is(err, e2ee.ErrNotString) {
+			switch {
+			case errors.Is(err, e2ee.ErrCleartext) || errors.Is(err, e2ee.ErrNotString):
 				// The error names the fields, never their values.
 				http.Error(w, "credentials must be encrypted: "+err.Error(), http.StatusBadRequest)
-				return
+			case errors.Is(err, e2ee.ErrNotJSON) || errors.Is(err, e2ee.ErrTooManyValues):
+				http.Error(w, "request refused: "+err.Error(), http.StatusBadRequest)
+			default:
+				http.Error(w, "bad gateway", http.StatusBadGateway)
 			}
-			http.Error(w, "bad gateway", http.StatusBadGateway)
 		},
 	}
 	mux := http.NewServeMux()

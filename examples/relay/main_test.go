@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"net/http"
@@ -55,15 +56,17 @@ func relayFixture(t *testing.T) (*e2eetest.Server, *httptest.Server) {
 func TestRelayRefusesCleartext(t *testing.T) {
 	api, relay := relayFixture(t)
 	const secret = "canary-S3cr3t-4f1d"
-	for _, tt := range []struct{ name, path, body string }{
-		{"connection creation", "/2.0/users/me/connections", `{"id_connector": 40, "password": "` + secret + `"}`},
-		{"connection update", "/2.0/users/me/connections/7", `{"otp": "` + secret + `"}`},
-		{"transfer update", "/2.0/users/me/transfers/8", `{"id_account": 1, "code": "` + secret + `"}`},
-		{"payment validation", "/2.0/payments/9", `{"fields": {"website": "` + secret + `"}}`},
-		{"number in a credential field", "/2.0/users/me/connections", `{"id_connector": 40, "pin": 1234}`},
+	for _, tt := range []struct{ name, path, body, contentType string }{
+		{"connection creation", "/2.0/users/me/connections", `{"id_connector": 40, "password": "` + secret + `"}`, ""},
+		{"connection update", "/2.0/users/me/connections/7", `{"otp": "` + secret + `"}`, ""},
+		{"transfer update", "/2.0/users/me/transfers/8", `{"id_account": 1, "code": "` + secret + `"}`, ""},
+		{"payment validation", "/2.0/payments/9", `{"fields": {"website": "` + secret + `"}}`, ""},
+		{"number in a credential field", "/2.0/users/me/connections", `{"id_connector": 40, "pin": 1234}`, ""},
+		{"path in capitals", "/2.0/USERS/me/Connections", `{"id_connector": 40, "password": "` + secret + `"}`, ""},
+		{"form body", "/2.0/users/me/connections", `password=` + secret, "application/x-www-form-urlencoded"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Post(relay.URL+tt.path, "application/json", strings.NewReader(tt.body))
+			resp, err := http.Post(relay.URL+tt.path, cmp.Or(tt.contentType, "application/json"), strings.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
