@@ -19,13 +19,12 @@
 //
 //	srv := e2eetest.NewServer()
 //	defer srv.Close()
-//	keyURL, _ := powens.KeyURL("acme") // https://acme.biapi.pro/2.0/publickey
-//	keys, _ := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: srv.Client()})
-//	defer keys.Close()
-//	routes, _ := powens.Routes("acme", e2ee.NewEncryptor(keys))
-//	client := &http.Client{Transport: &e2ee.Transport{Base: srv.Transport(), Routes: routes}}
+//	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: srv.Client()})
+//	if err != nil {
+//		t.Fatal(err)
+//	}
 //	// ... the code under test posts credentials with client ...
-//	r, _ := srv.LastRequest()
+//	r, ok := srv.LastRequest()
 //	// r.Decrypted["/password"] is the password as the API would read it.
 //
 // # Keys

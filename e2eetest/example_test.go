@@ -48,18 +48,11 @@ func ExampleServer_LastRequest() {
 	srv := e2eetest.NewServer()
 	defer srv.Close()
 
-	// The integrator's code, unchanged but for the client and base transport.
-	keyURL, _ := powens.KeyURL("acme")
-	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: srv.Client()})
+	// The integrator's code, unchanged but for the base client.
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: srv.Client()})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer keys.Close()
-	routes, err := powens.Routes("acme", e2ee.NewEncryptor(keys))
-	if err != nil {
-		log.Fatal(err)
-	}
-	client := &http.Client{Transport: &e2ee.Transport{Base: srv.Transport(), Routes: routes}}
 	resp, err := client.Post("https://acme.biapi.pro/2.0/users/me/connections", "application/json",
 		strings.NewReader(`{"id_connector":40,"login":"john.doe","password":"hunter2"}`))
 	if err != nil {
