@@ -2,6 +2,7 @@ package e2ee
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -154,8 +155,8 @@ func TestCanaryNeverLeaks(t *testing.T) {
 				}
 				mode.Store("down") // the Transport's Refresh fails
 			}
-			path := or(tt.path, "/connections")
-			req, cb := newRequest(t, "POST", "https://"+or(tt.host, "api.example")+path, tt.body)
+			path := cmp.Or(tt.path, "/connections")
+			req, cb := newRequest(t, "POST", "https://"+cmp.Or(tt.host, "api.example")+path, tt.body)
 			for k, v := range tt.header {
 				req.Header[k] = v
 			}

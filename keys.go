@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // ErrUnsuitableKey indicates that a key cannot be used to encrypt for the API.
@@ -141,13 +143,20 @@ func (s *staticKey) Key(context.Context) (*Key, error) {
 // When no key is eligible the error wraps [ErrUnsuitableKey] and says, for
 // each key, why it was skipped.
 func ParseKey(data []byte) (*Key, error) {
-	return parseKey(data, "")
+	return parseKey(data, keyPin{})
 }
 
-// parseKey is ParseKey, keeping only keys whose kid is pin when pin is set.
-func parseKey(data []byte, pin string) (*Key, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil {
+// parseKey is ParseKey, keeping only the keys that pin accepts.
+//
+// It decodes with the JSON v2 semantics, which refuse duplicate member names
+// at any depth (so that "use":"sig","use":"enc" is not read as "enc") and
+// match names exactly.
+func parseKey(data []byte, pin keyPin) (*Key, error) {
+	var obj map[string]jsontext.Value
+	if err := jsonv2.Unmarshal(data, &obj); err != nil {
+		if dup := duplicateName(err); dup != "" {
+			return nil, fmt.Errorf("%w: %s", ErrUnsuitableKey, dup)
+		}
 		return nil, fmt.Errorf("e2ee: key is not a JSON object: %w", err)
 	}
 	if obj == nil {
@@ -156,8 +165,8 @@ func parseKey(data []byte, pin string) (*Key, error) {
 	rawKeys, isSet := obj["keys"]
 	if _, hasKty := obj["kty"]; hasKty || !isSet {
 		k, _, err := parseJWK(obj)
-		if err == nil && pin != "" && k.ID != pin {
-			err = fmt.Errorf("kid %s is not the pinned kid %s", quote(k.ID), quote(pin))
+		if err == nil {
+			err = pin.check(k)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUnsuitableKey, err)
@@ -165,9 +174,9 @@ func parseKey(data []byte, pin string) (*Key, error) {
 		return k, nil
 	}
 
-	var set []json.RawMessage
-	if err := json.Unmarshal(rawKeys, &set); err != nil {
-		return nil, fmt.Errorf("e2ee: JWK Set: keys is not an array: %w", err)
+	var set []jsontext.Value
+	if err := jsonv2.Unmarshal(rawKeys, &set); err != nil {
+		return nil, errors.New("e2ee: JWK Set: keys is not an array")
 	}
 	if len(set) == 0 {
 		return nil, fmt.Errorf("%w: JWK Set has no keys", ErrUnsuitableKey)
@@ -178,14 +187,14 @@ func parseKey(data []byte, pin string) (*Key, error) {
 		reasons []string
 	)
 	for i, raw := range set {
-		var member map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &member); err != nil || member == nil {
+		var member map[string]jsontext.Value
+		if err := jsonv2.Unmarshal(raw, &member); err != nil || member == nil {
 			reasons = append(reasons, fmt.Sprintf("key %d: not a JSON object", i))
 			continue
 		}
 		k, alg, err := parseJWK(member)
-		if err == nil && pin != "" && k.ID != pin {
-			err = fmt.Errorf("kid is not the pinned kid %s", quote(pin))
+		if err == nil {
+			err = pin.check(k)
 		}
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("key %d%s: %v", i, kidSuffix(member), err))
@@ -202,6 +211,20 @@ func parseKey(data []byte, pin string) (*Key, error) {
 	return best, nil
 }
 
+// duplicateName describes a duplicate member name that err reports, or
+// returns "" when err reports something else.
+func duplicateName(err error) string {
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) || !errors.Is(err, jsontext.ErrDuplicateName) {
+		return ""
+	}
+	where := "the key"
+	if parent := se.JSONPointer.Parent(); parent != "" {
+		where = quote(string(parent))
+	}
+	return fmt.Sprintf("duplicate member name %s in %s", quote(se.JSONPointer.LastToken()), where)
+}
+
 const (
 	algOAEP256 = "RSA-OAEP-256"
 	algOAEP    = "RSA-OAEP"
@@ -212,7 +235,7 @@ var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 // parseJWK validates one JWK object and returns its key and alg member. Its
 // errors are bare reasons, without prefix, and never contain key material.
-func parseJWK(obj map[string]json.RawMessage) (*Key, string, error) {
+func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 	var present []string
 	for _, m := range privateMembers {
 		if _, ok := obj[m]; ok {
@@ -238,7 +261,7 @@ func parseJWK(obj map[string]json.RawMessage) (*Key, string, error) {
 	}
 	if raw, ok := obj["key_ops"]; ok {
 		var ops []string
-		if err := json.Unmarshal(raw, &ops); err != nil {
+		if err := jsonv2.Unmarshal(raw, &ops); err != nil {
 			return nil, "", errors.New("key_ops is not an array of strings")
 		}
 		if !slices.Contains(ops, "encrypt") && !slices.Contains(ops, "wrapKey") {
@@ -277,7 +300,7 @@ func parseJWK(obj map[string]json.RawMessage) (*Key, string, error) {
 	return &Key{ID: kid, PublicKey: &rsa.PublicKey{N: n, E: e}}, alg, nil
 }
 
-func stringMember(obj map[string]json.RawMessage, name string) (string, error) {
+func stringMember(obj map[string]jsontext.Value, name string) (string, error) {
 	s, ok, err := optionalString(obj, name)
 	if err == nil && !ok {
 		err = fmt.Errorf("%s is missing", name)
@@ -285,20 +308,20 @@ func stringMember(obj map[string]json.RawMessage, name string) (string, error) {
 	return s, err
 }
 
-func optionalString(obj map[string]json.RawMessage, name string) (string, bool, error) {
+func optionalString(obj map[string]jsontext.Value, name string) (string, bool, error) {
 	raw, ok := obj[name]
 	if !ok {
 		return "", false, nil
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := jsonv2.Unmarshal(raw, &s); err != nil {
 		return "", true, fmt.Errorf("%s is not a string", name)
 	}
 	return s, true, nil
 }
 
 // bigMember decodes the base64url-encoded unsigned big-endian integer name.
-func bigMember(obj map[string]json.RawMessage, name string) (*big.Int, error) {
+func bigMember(obj map[string]jsontext.Value, name string) (*big.Int, error) {
 	s, err := stringMember(obj, name)
 	if err != nil {
 		return nil, err
@@ -314,7 +337,7 @@ func bigMember(obj map[string]json.RawMessage, name string) (*big.Int, error) {
 }
 
 // kidSuffix returns ` (kid "…")` for a JWK that names a string kid.
-func kidSuffix(obj map[string]json.RawMessage) string {
+func kidSuffix(obj map[string]jsontext.Value) string {
 	kid, ok, err := optionalString(obj, "kid")
 	if !ok || err != nil {
 		return ""
@@ -337,8 +360,10 @@ func quote(s string) string {
 // The first such block is used; other blocks are ignored, except that any
 // private key block is refused. A certificate is not verified: only its
 // public key is read. The key must meet the modulus and exponent rules of
-// [ParseKey], and kid must not be empty; otherwise the error wraps
-// [ErrUnsuitableKey].
+// [ParseKey]; otherwise the error wraps [ErrUnsuitableKey].
+//
+// When kid is "", the key's ID is its RFC 7638 SHA-256 thumbprint (see
+// [Key.Thumbprint]), which is the provider's own convention for kid values.
 func ParsePEM(data []byte, kid string) (*Key, error) {
 	var pub any
 	for rest := data; pub == nil; {
@@ -373,6 +398,15 @@ func ParsePEM(data []byte, kid string) (*Key, error) {
 		return nil, fmt.Errorf("%w: PEM key is %T, not RSA", ErrUnsuitableKey, pub)
 	}
 	k := &Key{ID: kid, PublicKey: rsaPub}
+	if kid == "" {
+		// The provider's kid is the key's thumbprint: a key copied from
+		// its console works as it is.
+		tp, err := k.Thumbprint()
+		if err != nil {
+			return nil, err
+		}
+		k.ID = tp
+	}
 	if err := k.check(); err != nil {
 		return nil, err
 	}

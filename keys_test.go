@@ -6,11 +6,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"strings"
@@ -168,23 +171,6 @@ func TestThumbprintRFC7638(t *testing.T) {
 	}
 }
 
-func TestParseKeyPin(t *testing.T) {
-	pub := fixture.Public(fixture.RSA2048A)
-	set := fixture.Set(
-		fixture.JWKMembers(pub, map[string]any{"kid": "a", "alg": "RSA-OAEP-256"}),
-		fixture.JWKMembers(pub, map[string]any{"kid": "b"}),
-	)
-	if k, err := parseKey(set, "b"); err != nil || k.ID != "b" {
-		t.Errorf("parseKey(set, pin b) = %v, %v; want kid b", k, err)
-	}
-	if _, err := parseKey(set, "c"); !errors.Is(err, ErrUnsuitableKey) || !strings.Contains(err.Error(), `pinned kid "c"`) {
-		t.Errorf("parseKey(set, pin c) error = %v; want ErrUnsuitableKey naming the pin", err)
-	}
-	if _, err := parseKey(fixture.JWK(pub, map[string]any{"kid": "a"}), "b"); !errors.Is(err, ErrUnsuitableKey) {
-		t.Errorf("parseKey(jwk a, pin b) error = %v; want ErrUnsuitableKey", err)
-	}
-}
-
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
@@ -253,7 +239,6 @@ func TestParsePEM(t *testing.T) {
 		{"public then private key", append(pemBlock("PUBLIC KEY", spki), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv))...), "k", false, ""},
 		{"EC key", pemBlock("PUBLIC KEY", ecDER), "k", true, "not RSA"},
 		{"1024-bit key", pemBlock("PUBLIC KEY", small), "k", true, "modulus has 1024 bits"},
-		{"empty kid", pemBlock("PUBLIC KEY", spki), "", true, "kid is empty"},
 		{"not PEM", []byte("hello"), "k", false, "no PUBLIC KEY"},
 		{"corrupt DER", pemBlock("PUBLIC KEY", []byte{0x30, 0x01}), "k", false, "e2ee: PEM PUBLIC KEY"},
 	} {
@@ -273,6 +258,57 @@ func TestParsePEM(t *testing.T) {
 					err, errors.Is(err, ErrUnsuitableKey), tt.reason, tt.unsuitable)
 			}
 		})
+	}
+}
+
+func TestParsePEMThumbprintKid(t *testing.T) {
+	spki, err := x509.MarshalPKIXPublicKey(fixture.Public(fixture.RSA2048A))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ParsePEM(pemBlock("PUBLIC KEY", spki), "")
+	if err != nil {
+		t.Fatalf(`ParsePEM(pem, "") = %v; want the key`, err)
+	}
+	// The thumbprint computed independently of Key.Thumbprint, as RFC 7638
+	// section 3 defines it for an RSA key.
+	pub := fixture.Public(fixture.RSA2048A)
+	canonical := fmt.Sprintf(`{"e":"%s","kty":"RSA","n":"%s"}`,
+		fixture.B64(big.NewInt(int64(pub.E)).Bytes()), fixture.B64(pub.N.Bytes()))
+	sum := sha256.Sum256([]byte(canonical))
+	if want := base64.RawURLEncoding.EncodeToString(sum[:]); k.ID != want {
+		t.Errorf(`ParsePEM(pem, "").ID = %q; want the thumbprint %q`, k.ID, want)
+	}
+	if k, err := ParsePEM(pemBlock("PUBLIC KEY", spki), "given"); err != nil || k.ID != "given" {
+		t.Errorf(`ParsePEM(pem, "given") = %v, %v; want kid "given"`, k, err)
+	}
+}
+
+func TestParseKeyRefusesDuplicateMembers(t *testing.T) {
+	member := string(fixture.JWK(fixture.Public(fixture.RSA2048A), map[string]any{"kid": "k", "use": "enc"}))
+	inner := strings.TrimPrefix(member, "{")
+	for _, tt := range []struct {
+		name, data, where string
+	}{
+		{"use in a JWK", `{"use":"sig",` + inner, `"use" in the key`},
+		{"kid in a JWK", `{"kid":"other",` + inner, `"kid" in the key`},
+		{"keys in a set", `{"keys":[],"keys":[` + member + `]}`, `"keys" in the key`},
+		{"use in a set member", `{"keys":[{"use":"sig",` + inner + `]}`, `"use" in "/keys/0"`},
+		{"in the second member", `{"keys":[` + member + `,{"n":"AQAB",` + inner + `]}`, `"n" in "/keys/1"`},
+		{"inside a member's value", `{"keys":[{"x5c":{"a":1,"a":2},` + inner + `]}`, `"a" in "/keys/0/x5c"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParseKey([]byte(tt.data))
+			if err == nil {
+				t.Fatalf("ParseKey = %v; want an error for a duplicate member", k.ID)
+			}
+			if !errors.Is(err, ErrUnsuitableKey) || !strings.Contains(err.Error(), "duplicate member name "+tt.where) {
+				t.Errorf("ParseKey error = %q; want ErrUnsuitableKey and %q", err, "duplicate member name "+tt.where)
+			}
+		})
+	}
+	if _, err := ParseKey([]byte(member)); err != nil {
+		t.Fatalf("ParseKey(the same key without duplicates) = %v", err)
 	}
 }
 

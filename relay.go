@@ -20,10 +20,11 @@ const relayDefaultMaxAge = 5 * time.Minute
 // anything else.
 //
 // It answers GET and HEAD (405 otherwise), whatever the path, with an ETag
-// and a Cache-Control max-age: the time the key has left when src is a
-// [KeyFetcher], five minutes otherwise. A request whose If-None-Match names
-// the current ETag gets 304. When src fails, it answers 503 with no key
-// material and no error detail. The handler is safe for concurrent use.
+// and a Cache-Control max-age: the time the key has left when src has a
+// Status method, as [KeyFetcher] does, five minutes otherwise. A request
+// whose If-None-Match names the current ETag gets 304. When src fails, it
+// answers 503 with no key material and no error detail. The handler is safe
+// for concurrent use.
 func KeyHandler(src KeySource) http.Handler {
 	return &keyHandler{src: src}
 }
@@ -40,13 +41,10 @@ type servedKey struct {
 	etag string
 }
 
-// keyExpires returns when the fetcher's current key expires, or the zero
-// time before the first good fetch.
-func (f *KeyFetcher) keyExpires() time.Time {
-	if s := f.state.Load(); s != nil && s.key != nil {
-		return s.expires
-	}
-	return time.Time{}
+// statusReporter is a KeySource that says when its key expires, as
+// [KeyFetcher] does.
+type statusReporter interface {
+	Status() KeyStatus
 }
 
 func (h *keyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -101,13 +99,14 @@ func (h *keyHandler) current(r *http.Request) (*servedKey, error) {
 	return s, nil
 }
 
-// maxAge returns the Cache-Control max-age, in seconds.
+// maxAge returns the Cache-Control max-age, in seconds: the time the key has
+// left when the source says when it expires, five minutes otherwise.
 func (h *keyHandler) maxAge() int {
-	f, ok := h.src.(*KeyFetcher)
+	sr, ok := h.src.(statusReporter)
 	if !ok {
 		return int(relayDefaultMaxAge / time.Second)
 	}
-	return max(0, int(f.keyExpires().Sub(f.clock())/time.Second))
+	return max(0, int(time.Until(sr.Status().Expires)/time.Second))
 }
 
 // etagMatch reports whether an If-None-Match header value names etag, by the

@@ -10,8 +10,9 @@
 // encrypt prints the body with every designated string replaced by its JWE.
 // check exits with status 1, naming the fields still in cleartext, when a
 // designated value is not a JWE. key prints the key's kid, modulus size,
-// RFC 7638 thumbprint and whether it is eligible, and exits with status 1
-// when it is not.
+// RFC 7638 thumbprint and whether it is eligible, with the thumbprint in the
+// form to paste into e2ee.FetcherConfig.Thumbprints to pin the key, and
+// exits with status 1 when it is not eligible.
 //
 // A key is a URL (https, or http on loopback) serving a JWK or JWK Set, or a
 // file holding one, or a PEM public key or certificate (its kid is then
@@ -332,5 +333,6 @@ func inspectKey(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "            the kid is the thumbprint\n")
 	}
 	fmt.Fprintf(stdout, "eligible:   yes: JWEs use RSA-OAEP-256 and A256GCM\n")
+	fmt.Fprintf(stdout, "pin:        e2ee.FetcherConfig{Thumbprints: []string{%q}}\n", tp)
 	return nil
 }

@@ -92,7 +92,8 @@ func TestKey(t *testing.T) {
 		{"provider-shaped file", []string{"key", "../../testdata/provider-key.json"}, []string{
 			"kid:        KHSzzFCf7zxjrtBpmuC_FctmYfnTkc_BNwJkJqcIIIc\n", "modulus:    4096 bits\n",
 			"thumbprint: KHSzzFCf7zxjrtBpmuC_FctmYfnTkc_BNwJkJqcIIIc (RFC 7638, SHA-256)\n",
-			"the kid is the thumbprint\n", "eligible:   yes"}},
+			"the kid is the thumbprint\n", "eligible:   yes",
+			"pin:        e2ee.FetcherConfig{Thumbprints: []string{\"KHSzzFCf7zxjrtBpmuC_FctmYfnTkc_BNwJkJqcIIIc\"}}\n"}},
 		{"URL", []string{"key", keyServer(t, fixture.JWK(pub, map[string]any{"kid": "served"}))}, []string{
 			"kid:        served\n", "modulus:    2048 bits\n", "thumbprint: " + tp, "eligible:   yes"}},
 		{"PEM with --kid", []string{"key", "--kid", "mine", pemFile}, []string{"kid:        mine\n", "eligible:   yes"}},
