@@ -1,14 +1,19 @@
 package e2ee
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -369,4 +374,86 @@ func BenchmarkGoJoseFreshEncrypter(b *testing.B) {
 			}
 		}
 	})
+}
+
+// FuzzIsJWE checks IsJWE against its rules, restated here apart from jwe.go
+// with encoding/json: a string IsJWE accepts has five canonical base64url
+// parts, a header that is one JSON object in valid UTF-8 with no duplicate
+// member, alg RSA-OAEP-256, enc A256GCM, a non-empty string kid and no zip
+// or crit, an encrypted key of at least 256 bytes, a 12-byte IV and a
+// 16-byte tag. The Encryptor's own JWEs are accepted.
+func FuzzIsJWE(f *testing.F) {
+	enc := NewEncryptor(StaticKey(fixtureKey(fixture.RSA2048A)))
+	for _, v := range []string{"", "hunter2", "ünïcödé"} {
+		jwe, err := enc.EncryptString(context.Background(), v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if !IsJWE(jwe) || notJWE(jwe) != "" {
+			f.Fatalf("the Encryptor's JWE %q: IsJWE %v, rules %q; want both to accept it", jwe, IsJWE(jwe), notJWE(jwe))
+		}
+		f.Add(jwe)
+	}
+	f.Add("hunter2")
+	f.Add("abc.def.ghi.jkl.mno")
+	f.Add("eyJhbGciOiJSU0EtT0FFUC0yNTYiLCJlbmMiOiJBMjU2R0NNIiwia2lkIjoiayJ9....")
+	f.Fuzz(func(t *testing.T, s string) {
+		if !IsJWE(s) {
+			return
+		}
+		if reason := notJWE(s); reason != "" {
+			t.Fatalf("IsJWE(%q) = true; want false: %s", s, reason)
+		}
+	})
+}
+
+// notJWE says why s breaks a rule of IsJWE, or returns "".
+func notJWE(s string) string {
+	parts := strings.Split(s, ".")
+	if len(parts) != 5 {
+		return fmt.Sprintf("%d parts", len(parts))
+	}
+	raw := make([][]byte, 5)
+	for i, p := range parts {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(p)
+		if err != nil || base64.RawURLEncoding.EncodeToString(b) != p {
+			return fmt.Sprintf("part %d is not canonical base64url", i)
+		}
+		raw[i] = b
+	}
+	header := raw[0]
+	if !utf8.Valid(header) {
+		return "header is not UTF-8"
+	}
+	if hasDuplicateNames(header) {
+		return "header names a member twice"
+	}
+	dec := json.NewDecoder(bytes.NewReader(header))
+	var h map[string]any
+	if err := dec.Decode(&h); err != nil || h == nil {
+		return "header is not a JSON object"
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "data after the header object"
+	}
+	if h["alg"] != "RSA-OAEP-256" || h["enc"] != "A256GCM" {
+		return fmt.Sprintf("alg %v, enc %v", h["alg"], h["enc"])
+	}
+	if kid, _ := h["kid"].(string); kid == "" {
+		return "no kid"
+	}
+	for _, m := range []string{"zip", "crit"} {
+		if _, ok := h[m]; ok {
+			return "header has " + m
+		}
+	}
+	switch {
+	case len(raw[1]) < 256:
+		return fmt.Sprintf("encrypted key of %d bytes", len(raw[1]))
+	case len(raw[2]) != 12:
+		return fmt.Sprintf("IV of %d bytes", len(raw[2]))
+	case len(raw[4]) != 16:
+		return fmt.Sprintf("tag of %d bytes", len(raw[4]))
+	}
+	return ""
 }

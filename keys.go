@@ -366,17 +366,23 @@ func quote(s string) string {
 // [Key.Thumbprint]), which is the provider's own convention for kid values.
 func ParsePEM(data []byte, kid string) (*Key, error) {
 	var pub any
-	for rest := data; pub == nil; {
+	for rest := data; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
-			return nil, errors.New("e2ee: no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE PEM block found")
+			break
+		}
+		if strings.Contains(block.Type, "PRIVATE KEY") {
+			// Wherever it stands: private key material has no place in
+			// a client's configuration.
+			return nil, fmt.Errorf("%w: PEM holds a %s; a client needs only the public key",
+				ErrUnsuitableKey, block.Type)
+		}
+		if pub != nil {
+			continue // the first public key is used; later blocks are only checked
 		}
 		var err error
 		switch {
-		case strings.Contains(block.Type, "PRIVATE KEY"):
-			return nil, fmt.Errorf("%w: PEM holds a %s; a client needs only the public key",
-				ErrUnsuitableKey, block.Type)
 		case block.Type == "PUBLIC KEY":
 			pub, err = x509.ParsePKIXPublicKey(block.Bytes)
 		case block.Type == "RSA PUBLIC KEY":
@@ -392,6 +398,9 @@ func ParsePEM(data []byte, kid string) (*Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("e2ee: PEM %s: %w", block.Type, err)
 		}
+	}
+	if pub == nil {
+		return nil, errors.New("e2ee: no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE PEM block found")
 	}
 	rsaPub, ok := pub.(*rsa.PublicKey)
 	if !ok {

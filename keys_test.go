@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,7 +237,8 @@ func TestParsePEM(t *testing.T) {
 		reason     string
 	}{
 		{"private key", pemBlock("PRIVATE KEY", privDER), "k", true, "a client needs only the public key"},
-		{"public then private key", append(pemBlock("PUBLIC KEY", spki), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv))...), "k", false, ""},
+		{"public then private key", append(pemBlock("PUBLIC KEY", spki), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv))...), "k", true, "holds a RSA PRIVATE KEY"},
+		{"public key, then junk", append(pemBlock("PUBLIC KEY", spki), pemBlock("PUBLIC KEY", []byte{0x30, 0x01})...), "k", false, ""},
 		{"EC key", pemBlock("PUBLIC KEY", ecDER), "k", true, "not RSA"},
 		{"1024-bit key", pemBlock("PUBLIC KEY", small), "k", true, "modulus has 1024 bits"},
 		{"not PEM", []byte("hello"), "k", false, "no PUBLIC KEY"},
@@ -244,7 +246,7 @@ func TestParsePEM(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			k, err := ParsePEM(tt.data, tt.kid)
-			if tt.reason == "" { // a public key first is used; later blocks are not read
+			if tt.reason == "" { // the first public key is used; later ones are not parsed
 				if err != nil {
 					t.Fatalf("ParsePEM: %v", err)
 				}
@@ -360,4 +362,238 @@ func TestKeyJWK(t *testing.T) {
 	if _, err := (&Key{ID: "x"}).JWK(); !errors.Is(err, ErrUnsuitableKey) {
 		t.Errorf("JWK of a key without a public key: error = %v; want ErrUnsuitableKey", err)
 	}
+}
+
+// FuzzParseKey checks ParseKey against the eligibility rules, restated here
+// apart from keys.go with encoding/json: a key it returns is one of the
+// input's JWKs, which has no duplicate member and passes every rule, and an
+// error never carries a private member's value.
+func FuzzParseKey(f *testing.F) {
+	for _, name := range []string{"testdata/key.json", "testdata/provider-key.json"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	pub, priv := fixture.Public(fixture.RSA2048A), fixture.Private(fixture.RSA2048A)
+	for _, extra := range []map[string]any{
+		{"kid": "k"},
+		{"kid": "k", "use": "sig"},
+		{"kid": "k", "alg": "RSA1_5"},
+		{"kid": "k", "key_ops": []string{"verify"}},
+		{"kid": "k", "key_ops": []string{"wrapKey"}},
+		{"kid": "k", "d": fixture.B64(priv.D.Bytes())},
+		{"kid": ""},
+	} {
+		f.Add(fixture.JWK(pub, extra))
+	}
+	f.Add(fixture.Set(
+		fixture.JWKMembers(pub, map[string]any{"kid": "sig", "use": "sig"}),
+		fixture.JWKMembers(fixture.Public(fixture.RSA1024), map[string]any{"kid": "small"}),
+		fixture.JWKMembers(pub, map[string]any{"kid": "enc", "alg": "RSA-OAEP-256"}),
+	))
+	f.Add([]byte(`{"use":"sig","use":"enc","kty":"RSA","kid":"k","e":"AQAB","n":"` + fixture.B64(pub.N.Bytes()) + `"}`))
+	f.Add([]byte(`{"keys":[null,1,"x",{}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ParseKey(data)
+		if err != nil {
+			if k != nil {
+				t.Fatalf("ParseKey = %v and %v; want no key with an error", k, err)
+			}
+			checkNoPrivateMaterial(t, data, err)
+			return
+		}
+		if hasDuplicateNames(data) {
+			t.Fatalf("ParseKey accepted %q, which names a member twice", data)
+		}
+		var top map[string]any
+		if err := json.Unmarshal(data, &top); err != nil {
+			t.Fatalf("ParseKey accepted %q, which is not a JSON object: %v", data, err)
+		}
+		candidates := []any{top}
+		if keys, isSet := top["keys"]; isSet && !hasMember(top, "kty") {
+			candidates, _ = keys.([]any)
+		}
+		for _, c := range candidates {
+			if jwk, ok := c.(map[string]any); ok && isEligibleJWK(jwk, k) {
+				return
+			}
+		}
+		t.Fatalf("ParseKey(%q) = kid %q; want an error: no JWK of the input passes the rules with that key", data, k.ID)
+	})
+}
+
+// isEligibleJWK reports whether jwk is k, as RFC 7517 writes it, and meets
+// the eligibility rules of ParseKey.
+func isEligibleJWK(jwk map[string]any, k *Key) bool {
+	str := func(name string) (string, bool) {
+		v, ok := jwk[name].(string)
+		return v, ok
+	}
+	if kty, _ := str("kty"); kty != "RSA" {
+		return false
+	}
+	if kid, ok := str("kid"); !ok || kid == "" || kid != k.ID {
+		return false
+	}
+	if v, present := jwk["use"]; present && v != "enc" {
+		return false
+	}
+	if v, present := jwk["alg"]; present && v != "RSA-OAEP-256" && v != "RSA-OAEP" {
+		return false
+	}
+	if v, present := jwk["key_ops"]; present {
+		ops, _ := v.([]any)
+		if !slices.Contains(ops, any("encrypt")) && !slices.Contains(ops, any("wrapKey")) {
+			return false
+		}
+	}
+	for _, m := range []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} {
+		if _, present := jwk[m]; present {
+			return false
+		}
+	}
+	n, okN := str("n")
+	e, okE := str("e")
+	if !okN || !okE {
+		return false
+	}
+	nb, errN := base64.RawURLEncoding.DecodeString(n)
+	eb, errE := base64.RawURLEncoding.DecodeString(e)
+	if errN != nil || errE != nil {
+		return false
+	}
+	bigN, bigE := new(big.Int).SetBytes(nb), new(big.Int).SetBytes(eb)
+	return bigN.Cmp(k.PublicKey.N) == 0 && bigE.Cmp(big.NewInt(int64(k.PublicKey.E))) == 0 &&
+		bigN.BitLen() >= 2048 && bigE.Bit(0) == 1 && bigE.Cmp(big.NewInt(3)) >= 0
+}
+
+// hasDuplicateNames reports whether some object of the JSON text data, at
+// any depth, names a member twice. It reads data with encoding/json's
+// tokenizer, apart from the decoder ParseKey uses.
+func hasDuplicateNames(data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	type frame struct {
+		names     map[string]bool
+		expectKey bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.expectKey {
+			if name, ok := tok.(string); ok {
+				if top.names[name] {
+					return true
+				}
+				top.names[name] = true
+				top.expectKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{names: map[string]bool{}, expectKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].names != nil {
+			stack[len(stack)-1].expectKey = true // a member's value ended
+		}
+	}
+}
+
+// checkNoPrivateMaterial fails the test when err shows the value of a
+// private member of the JWKs in data, unless that value stands elsewhere in
+// data too (in a kid, say), where an error may quote it.
+func checkNoPrivateMaterial(t *testing.T, data []byte, err error) {
+	t.Helper()
+	var top map[string]any
+	if json.Unmarshal(data, &top) != nil {
+		return
+	}
+	objects := []any{top}
+	if keys, ok := top["keys"].([]any); ok {
+		objects = append(objects, keys...)
+	}
+	for _, o := range objects {
+		jwk, _ := o.(map[string]any)
+		for _, m := range []string{"d", "p", "q", "dp", "dq", "qi"} {
+			v, _ := jwk[m].(string)
+			if len(v) < 8 || bytes.Count(data, []byte(v)) > 1 {
+				continue
+			}
+			for _, text := range errorTexts(err) {
+				if strings.Contains(text, v) {
+					t.Fatalf("ParseKey error %q shows the private member %s", text, m)
+				}
+			}
+		}
+	}
+}
+
+// FuzzParsePEM checks that ParsePEM returns only keys that meet the modulus
+// and exponent rules, with the kid asked for or the key's thumbprint, and
+// never a key from input that holds a private key block anywhere.
+func FuzzParsePEM(f *testing.F) {
+	priv := fixture.Private(fixture.RSA2048A)
+	spki, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	small, err := x509.MarshalPKIXPublicKey(fixture.Public(fixture.RSA1024))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(pemBlock("PUBLIC KEY", spki), "")
+	f.Add(pemBlock("PUBLIC KEY", spki), "k")
+	f.Add(pemBlock("RSA PUBLIC KEY", x509.MarshalPKCS1PublicKey(&priv.PublicKey)), "")
+	f.Add(pemBlock("PUBLIC KEY", small), "k")
+	f.Add(append(pemBlock("PUBLIC KEY", spki), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv))...), "k")
+	f.Add(pemBlock("CERTIFICATE", []byte{0x30, 0x03, 0x02, 0x01, 0x01}), "")
+	f.Fuzz(func(t *testing.T, data []byte, kid string) {
+		k, err := ParsePEM(data, kid)
+		if err != nil {
+			if k != nil {
+				t.Fatalf("ParsePEM = %v and %v; want no key with an error", k, err)
+			}
+			return
+		}
+		for rest := data; ; {
+			var block *pem.Block
+			if block, rest = pem.Decode(rest); block == nil {
+				break
+			}
+			if strings.Contains(block.Type, "PRIVATE KEY") {
+				t.Fatalf("ParsePEM accepted input holding a %s block", block.Type)
+			}
+		}
+		pub := k.PublicKey
+		if pub.N.BitLen() < 2048 || pub.E < 3 || pub.E%2 == 0 {
+			t.Fatalf("ParsePEM = a key of %d bits, exponent %d; want it refused", pub.N.BitLen(), pub.E)
+		}
+		want := kid
+		if kid == "" {
+			want = fixture.Thumbprint(pub)
+		}
+		if k.ID != want {
+			t.Fatalf("ParsePEM(data, %q).ID = %q; want %q", kid, k.ID, want)
+		}
+	})
+}
+
+func hasMember(obj map[string]any, name string) bool {
+	_, ok := obj[name]
+	return ok
 }

@@ -12,10 +12,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -211,6 +213,73 @@ func TestNewPayloadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzNewPayload checks pattern compilation against RFC 6901, restated
+// here: NewPayload accepts exactly the lists of JSON Pointers (each maybe
+// after "!", every "~" followed by 0 or 1) of which one at least designates;
+// and each accepted pattern designates the value it names, unless a "!"
+// pattern excludes it, as naiveDesignated decides: Check finds it in
+// cleartext.
+func FuzzNewPayload(f *testing.F) {
+	for _, seed := range []string{
+		"/login\n/password", "/*\n!/id_connector", "/fields/*/value", "/a~1b/c~0d", "/", "//", "!/x",
+		"login", "/a~2", "/a~", "/*/*\n!/*/id", "/0\n/1/*", "/~01",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		fields := strings.Split(list, "\n")
+		p, err := NewPayload(nil, fields...)
+		if valid := validPatterns(fields); (err == nil) != valid {
+			t.Fatalf("NewPayload(%q) = %v; want accepted = %v", fields, err, valid)
+		}
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "e2ee: ") {
+				t.Errorf("NewPayload(%q) = %q; want the prefix e2ee:", fields, err)
+			}
+			return
+		}
+		for _, f := range fields {
+			if strings.HasPrefix(f, "!") || !utf8.ValidString(f) || strings.Count(f, "/") > 64 {
+				continue
+			}
+			ptr := jsontext.Pointer(f)
+			var v any = "cleartext"
+			toks := slices.Collect(ptr.Tokens())
+			for i := len(toks) - 1; i >= 0; i-- {
+				v = map[string]any{toks[i]: v}
+			}
+			body, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = p.Check(body)
+			if want := naiveDesignated(fields, ptr); errors.Is(err, ErrCleartext) != want {
+				t.Fatalf("NewPayload(%q).Check(%s) = %v; want ErrCleartext = %v", fields, body, err, want)
+			}
+		}
+	})
+}
+
+// validPatterns reports whether fields are JSON Pointers, each maybe after
+// "!", whose "~" are each followed by 0 or 1, with one at least not after
+// "!".
+func validPatterns(fields []string) bool {
+	include := false
+	for _, f := range fields {
+		ptr, excluded := strings.CutPrefix(f, "!")
+		if !strings.HasPrefix(ptr, "/") {
+			return false
+		}
+		for i := 0; i < len(ptr); i++ {
+			if ptr[i] == '~' && (i+1 == len(ptr) || (ptr[i+1] != '0' && ptr[i+1] != '1')) {
+				return false
+			}
+		}
+		include = include || !excluded
+	}
+	return include
 }
 
 func TestPayloadCheck(t *testing.T) {
