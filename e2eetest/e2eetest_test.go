@@ -321,14 +321,6 @@ func TestDecryptErrors(t *testing.T) {
 	}
 }
 
-// cleartext is a body and the plaintexts of its values, encrypted in place
-// by body.
-type cleartext struct {
-	template string   // the body, with %s for each value
-	values   []string // the JSON strings of the values, as written in the body
-	plain    []string // the decoded values
-}
-
 func TestOpen(t *testing.T) {
 	srv := newServer(t)
 	key := srv.Key()
