@@ -6,13 +6,15 @@
 //	e2ee encrypt (--key URL|FILE | --powens DOMAIN) (--field PATTERN ... | --request NAME) < body.json
 //	e2ee check (--field PATTERN ... | --request NAME) < body.json
 //	e2ee key (URL|FILE | --powens DOMAIN)
+//	e2ee version
 //
 // encrypt prints the body with every designated string replaced by its JWE.
 // check exits with status 1, naming the fields still in cleartext, when a
 // designated value is not a JWE. key prints the key's kid, modulus size,
 // RFC 7638 thumbprint and whether it is eligible, with the thumbprint in the
 // form to paste into e2ee.FetcherConfig.Thumbprints to pin the key, and
-// exits with status 1 when it is not eligible.
+// exits with status 1 when it is not eligible. version prints the module
+// version the command was built from.
 //
 // A key is a URL (https, or http on loopback) serving a JWK or JWK Set, or a
 // file holding one, or a PEM public key or certificate (its kid is then
@@ -27,6 +29,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -35,8 +38,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
 
 	"github.com/credseal/e2ee"
 	"github.com/credseal/e2ee/powens"
@@ -55,16 +62,31 @@ func main() {
 // errUsage marks errors that call for the usage text and exit status 2.
 var errUsage = errors.New("usage")
 
-const usage = `usage:
+// errHelp marks a request for the usage text: it goes to standard output,
+// with exit status 0.
+var errHelp = errors.New("help")
+
+// usage is the usage text: the commands, then every flag.
+var usage = sync.OnceValue(func() string {
+	var b strings.Builder
+	b.WriteString(`usage:
   e2ee encrypt (--key URL|FILE | --powens DOMAIN) (--field PATTERN ... | --request NAME) < body.json
   e2ee check (--field PATTERN ... | --request NAME) < body.json
   e2ee key (URL|FILE | --powens DOMAIN)
-`
+  e2ee version
+
+flags:
+`)
+	fs := newOptions("").fs
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	return b.String()
+})
 
 // run executes the command line args and returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintf(stderr, "e2ee: no command\n%s", usage)
+		fmt.Fprintf(stderr, "e2ee: no command\n%s", usage())
 		return 2
 	}
 	var err error
@@ -75,17 +97,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = check(args[1:], stdin, stderr)
 	case "key":
 		err = inspectKey(ctx, args[1:], stdout)
+	case "version":
+		fmt.Fprintln(stdout, "e2ee", version())
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		err = errHelp
 	default:
 		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 	}
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, errHelp):
+		fmt.Fprint(stdout, usage())
+		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "e2ee: %v\n%s", err, usage)
+		fmt.Fprintf(stderr, "e2ee: %v\n%s", err, usage())
 		return 2
 	default:
 		fmt.Fprintf(stderr, "e2ee: %s: %v\n", args[0], strings.TrimPrefix(err.Error(), "e2ee: "))
@@ -99,16 +125,22 @@ type patterns []string
 func (p *patterns) String() string     { return strings.Join(*p, " ") }
 func (p *patterns) Set(v string) error { *p = append(*p, v); return nil }
 
-// headers collects repeated --header "Name: value" flags.
-type headers http.Header
+// headers collects repeated --header "Name: value" flags. A malformed one is
+// remembered rather than refused in Set, since the flag package would quote
+// its value, a credential perhaps, in its error.
+type headers struct {
+	h   http.Header
+	bad int // malformed --header flags seen
+}
 
-func (h headers) String() string { return "" }
-func (h headers) Set(v string) error {
+func (h *headers) String() string { return "" }
+func (h *headers) Set(v string) error {
 	name, value, ok := strings.Cut(v, ":")
 	if !ok || strings.TrimSpace(name) == "" {
-		return errors.New(`want "Name: value"`)
+		h.bad++
+		return nil
 	}
-	http.Header(h).Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	h.h.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	return nil
 }
 
@@ -125,21 +157,27 @@ type options struct {
 }
 
 func newOptions(name string) *options {
-	o := &options{fs: flag.NewFlagSet(name, flag.ContinueOnError), header: headers{}}
+	o := &options{fs: flag.NewFlagSet(name, flag.ContinueOnError), header: headers{h: http.Header{}}}
 	o.fs.SetOutput(io.Discard) // errors are reported by run
-	o.fs.Var(&o.fields, "field", "a field `PATTERN` (JSON Pointer, * wildcards, ! to exclude); repeatable")
-	o.fs.StringVar(&o.request, "request", "", "the field patterns of a Powens `request`")
-	o.fs.StringVar(&o.key, "key", "", "the key: a `URL` or FILE")
-	o.fs.StringVar(&o.kid, "kid", "", "the kid of a PEM key (default: its RFC 7638 thumbprint)")
-	o.fs.StringVar(&o.domain, "powens", "", "a Powens `DOMAIN`: its key URL")
-	o.fs.Var(o.header, "header", `an extra "Name: value" header for the key URL; repeatable`)
+	o.fs.Var(&o.fields, "field", "a field `PATTERN`: a JSON Pointer whose segments may be *, or ! and a pointer to exclude; repeatable")
+	o.fs.StringVar(&o.request, "request", "", "the fields of a Powens request `NAME`: "+requestNames())
+	o.fs.StringVar(&o.key, "key", "", "the key: a `URL` (https, or http on loopback) or a FILE (JWK, JWK Set or PEM)")
+	o.fs.StringVar(&o.kid, "kid", "", "the `KID` of a PEM key (default: its RFC 7638 thumbprint)")
+	o.fs.StringVar(&o.domain, "powens", "", "a Powens `DOMAIN`, for its key URL")
+	o.fs.Var(&o.header, "header", "a `HEADER` (\"Name: value\") sent with the key request; repeatable")
 	o.fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound on fetching the key")
 	return o
 }
 
 func (o *options) parse(args []string) error {
-	if err := o.fs.Parse(args); err != nil {
+	err := o.fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return errHelp
+	case err != nil:
 		return fmt.Errorf("%w: %v", errUsage, err)
+	case o.header.bad > 0:
+		return fmt.Errorf(`%w: --header wants "Name: value"`, errUsage)
 	}
 	return nil
 }
@@ -194,7 +232,7 @@ func (o *options) keyLocation() (string, error) {
 // loadKey fetches or reads the key at loc.
 func (o *options) loadKey(ctx context.Context, loc string) (*e2ee.Key, error) {
 	if strings.HasPrefix(loc, "https://") || strings.HasPrefix(loc, "http://") {
-		f, err := e2ee.NewKeyFetcher(loc, &e2ee.FetcherConfig{Header: http.Header(o.header), Timeout: o.timeout})
+		f, err := e2ee.NewKeyFetcher(loc, &e2ee.FetcherConfig{Header: o.header.h, Timeout: o.timeout})
 		if err != nil {
 			return nil, err
 		}
@@ -206,20 +244,7 @@ func (o *options) loadKey(ctx context.Context, loc string) (*e2ee.Key, error) {
 		return nil, err
 	}
 	if strings.Contains(string(data), "-----BEGIN ") {
-		kid := o.kid
-		if kid == "" {
-			kid = "pending" // replaced by the thumbprint below
-		}
-		k, err := e2ee.ParsePEM(data, kid)
-		if err != nil {
-			return nil, err
-		}
-		if o.kid == "" {
-			if k.ID, err = k.Thumbprint(); err != nil {
-				return nil, err
-			}
-		}
-		return k, nil
+		return e2ee.ParsePEM(data, o.kid) // with no --kid, the thumbprint
 	}
 	return e2ee.ParseKey(data)
 }
@@ -325,7 +350,7 @@ func inspectKey(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "kid:        %s\n", key.ID)
+	fmt.Fprintf(stdout, "kid:        %s\n", printable(key.ID))
 	fmt.Fprintf(stdout, "modulus:    %d bits\n", key.PublicKey.N.BitLen())
 	fmt.Fprintf(stdout, "exponent:   %d\n", key.PublicKey.E)
 	fmt.Fprintf(stdout, "thumbprint: %s (RFC 7638, SHA-256)\n", tp)
@@ -335,4 +360,23 @@ func inspectKey(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "eligible:   yes: JWEs use RSA-OAEP-256 and A256GCM\n")
 	fmt.Fprintf(stdout, "pin:        e2ee.FetcherConfig{Thumbprints: []string{%q}}\n", tp)
 	return nil
+}
+
+// printable returns s as it is when every rune of it prints, and quoted with
+// Go escapes otherwise, so that a kid cannot move the cursor or hide text.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// version returns the module version the command was built from, such as
+// v1.2.0, or (devel), and the Go release that built it.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	return fmt.Sprintf("%s (%s)", cmp.Or(bi.Main.Version, "(devel)"), bi.GoVersion)
 }

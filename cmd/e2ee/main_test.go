@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
@@ -9,28 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/credseal/e2ee/internal/fixture"
 )
-
-// binary is the e2ee command, built once for the end-to-end tests.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "e2ee-cli")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "e2ee")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		panic("building e2ee: " + err.Error() + "\n" + string(out))
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // canary is a credential that must appear in no output of a failed command.
 const canary = "canary-S3cr3t-4f1d"
@@ -40,19 +25,11 @@ type result struct {
 	code           int
 }
 
+// runCLI runs the command in process, as main does.
 func runCLI(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	code := run(context.Background(), args, strings.NewReader(stdin), &stdout, &stderr)
 	return result{stdout.String(), stderr.String(), code}
 }
 
@@ -239,5 +216,85 @@ func TestCheck(t *testing.T) {
 	r := runCLI(t, `{"id_connector": 40, "password": null}`, "check", "--request", "connection-create")
 	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "every designated value is encrypted") {
 		t.Errorf("check = %+v; want exit 0, no stdout, a message", r)
+	}
+}
+
+// TestBinary builds the command and runs it once, as a user does: the other
+// tests call run in process.
+func TestBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "e2ee")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "key", "../../testdata/provider-key.json").Output()
+	if err != nil || !strings.Contains(string(out), "eligible:   yes") {
+		t.Errorf("e2ee key testdata/provider-key.json = %q, %v; want an eligible key", out, err)
+	}
+	err = exec.Command(bin, "check", "--field", "login").Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("e2ee check --field login = %v; want exit status 2", err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"encrypt", "-h"}, {"check", "--help"}, {"key", "-h"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := runCLI(t, "", args...)
+			if r.code != 0 || r.stderr != "" {
+				t.Errorf("exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
+			}
+			for _, want := range []string{"e2ee encrypt", "e2ee version", "-field PATTERN", "-request NAME",
+				"connection-create", "-key URL", "-kid KID", "-powens DOMAIN", "-header HEADER", "-timeout duration"} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("usage lacks %q:\n%s", want, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := runCLI(t, "", "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "e2ee (devel) (go1.") {
+		t.Errorf("e2ee version = %+v; want the module version (devel in tests) and the Go release", r)
+	}
+}
+
+// TestHeaderNeverEchoed gives --header a value without a colon, such as a
+// token pasted alone: the usage error must not show it.
+func TestHeaderNeverEchoed(t *testing.T) {
+	r := runCLI(t, "", "key", "--header", "Bearer "+canary, "https://keys.example/2.0/publickey")
+	if r.code != 2 || !strings.Contains(r.stderr, `--header wants "Name: value"`) {
+		t.Errorf("exit %d, stderr %q; want 2 and the form --header wants", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr+r.stdout, canary[:8]) {
+		t.Errorf("the header's value shows in the output: %q", r.stderr)
+	}
+}
+
+// TestKeyKidEscaped serves a kid with control characters: e2ee key prints
+// it quoted, so that it cannot rewrite the terminal.
+func TestKeyKidEscaped(t *testing.T) {
+	kid := "k\x1b[2J\u202eevil\n"
+	file := writeFile(t, "key.json", fixture.JWK(fixture.Public(fixture.RSA2048A), map[string]any{"kid": kid}))
+	r := runCLI(t, "", "key", file)
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if want := "kid:        " + strconv.Quote(kid) + "\n"; !strings.Contains(r.stdout, want) {
+		t.Errorf("stdout = %q; want %q", r.stdout, want)
+	}
+	if strings.ContainsAny(r.stdout, "\x1b\u202e") {
+		t.Errorf("stdout carries the kid's control characters: %q", r.stdout)
+	}
+}
+
+// TestREADMEKeySet runs the README's example of a set with no eligible key.
+func TestREADMEKeySet(t *testing.T) {
+	r := runCLI(t, "", "key", "../../testdata/keys.json")
+	want := `eligible:   no: no eligible key in JWK Set: key 0 (kid "sig-2026"): use is "sig", want "enc"; ` +
+		`key 1 (kid "old-1024"): modulus has 1024 bits, need at least 2048` + "\n"
+	if r.code != 1 || r.stdout != want || r.stderr != "e2ee: key: the key is not eligible\n" {
+		t.Errorf("e2ee key testdata/keys.json = %+v; want exit 1, %q", r, want)
 	}
 }
