@@ -201,7 +201,9 @@ func TestKeyURLQueryNeverShown(t *testing.T) {
 			if !strings.Contains(err.Error(), srv.URL+"/key") {
 				t.Errorf("Key() = %q; want it to name the key URL without its query", err)
 			}
-			if got := query0.Load(); got != query[1:] {
+			// A hung endpoint may time out before the request reaches the
+			// handler; every other request reaches it.
+			if got := query0.Load(); got != query[1:] && (got != nil || tt.name != "hung") {
 				t.Errorf("the endpoint got the query %v; want %q, the token sent", got, query[1:])
 			}
 		})

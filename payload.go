@@ -136,6 +136,47 @@ func (p *Payload) maxValueCount() int {
 	return DefaultMaxValues
 }
 
+// Designates reports whether p designates the value at pointer, a JSON
+// Pointer (RFC 6901) such as "/fields/website": whether [Payload.Encrypt]
+// encrypts a string there and [Payload.Check] requires a JWE there. A token
+// matches a pattern segment that is "*" or that names the same member (or
+// array index). An invalid pointer designates nothing.
+func (p *Payload) Designates(pointer string) bool {
+	if pointer == "" || pointer[0] != '/' {
+		return false
+	}
+	var toks []string
+	for tok := range strings.SplitSeq(pointer[1:], "/") {
+		name, err := unescapeToken(tok)
+		if err != nil {
+			return false
+		}
+		toks = append(toks, name)
+	}
+	included := false
+	for _, pat := range p.patterns {
+		if len(pat.segs) != len(toks) || !pat.matchTokens(toks) {
+			continue
+		}
+		if pat.exclude {
+			return false
+		}
+		included = true
+	}
+	return included
+}
+
+// matchTokens reports whether every segment of pat matches the token at its
+// depth; the caller checks that there are as many tokens as segments.
+func (pat pattern) matchTokens(toks []string) bool {
+	for i, seg := range pat.segs {
+		if !seg.matchName([]byte(toks[i])) {
+			return false
+		}
+	}
+	return true
+}
+
 // literalAt reports whether some pattern names the member name at path
 // depth depth (0 for a top-level member) literally, not with "*".
 func (p *Payload) literalAt(depth int, name string) bool {

@@ -220,7 +220,7 @@ func TestNewPayloadErrors(t *testing.T) {
 // after "!", every "~" followed by 0 or 1) of which one at least designates;
 // and each accepted pattern designates the value it names, unless a "!"
 // pattern excludes it, as naiveDesignated decides: Check finds it in
-// cleartext.
+// cleartext, and Designates says so.
 func FuzzNewPayload(f *testing.F) {
 	for _, seed := range []string{
 		"/login\n/password", "/*\n!/id_connector", "/fields/*/value", "/a~1b/c~0d", "/", "//", "!/x",
@@ -255,8 +255,12 @@ func FuzzNewPayload(f *testing.F) {
 				t.Fatal(err)
 			}
 			err = p.Check(body)
-			if want := naiveDesignated(fields, ptr); errors.Is(err, ErrCleartext) != want {
+			want := naiveDesignated(fields, ptr)
+			if errors.Is(err, ErrCleartext) != want {
 				t.Fatalf("NewPayload(%q).Check(%s) = %v; want ErrCleartext = %v", fields, body, err, want)
+			}
+			if got := p.Designates(f); got != want {
+				t.Fatalf("NewPayload(%q).Designates(%q) = %v; want %v", fields, f, got, want)
 			}
 		}
 	})
@@ -280,6 +284,36 @@ func validPatterns(fields []string) bool {
 		include = include || !excluded
 	}
 	return include
+}
+
+func TestPayloadDesignates(t *testing.T) {
+	p, err := NewPayload(nil, "/*", "!/id_connector", "/fields/*/value", "!/fields/2/value", "/a~1b/~0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		ptr  string
+		want bool
+	}{
+		{"/password", true},
+		{"/*", true},
+		{"/", true}, // the member named ""
+		{"/id_connector", false},
+		{"/fields/0/value", true},
+		{"/fields/website/value", true},
+		{"/fields/2/value", false},
+		{"/fields/0", false},
+		{"/fields/0/value/x", false},
+		{"/a~1b/~0", true},
+		{"/a/b/~", false},
+		{"", false},
+		{"password", false},
+		{"/x~2", false},
+	} {
+		if got := p.Designates(tt.ptr); got != tt.want {
+			t.Errorf("Designates(%q) = %v; want %v", tt.ptr, got, tt.want)
+		}
+	}
 }
 
 func TestPayloadCheck(t *testing.T) {

@@ -39,6 +39,13 @@ type Request struct {
 	// the kid of its header.
 	KeyIDs map[string]string
 
+	// Cleartext lists the JSON Pointers of the values that the request's
+	// endpoint designates as credentials but that arrived in cleartext, in
+	// body order, when the request is one of the API's end-to-end encrypted
+	// requests (see [Server.Strict]). In strict mode, the stand-in refused
+	// such a request with 400, and Err wraps [e2ee.ErrCleartext].
+	Cleartext []string
+
 	// Err says why Body could not be read or opened whole (it is too large or
 	// not JSON, or a JWE in it does not decrypt), or is nil. It never
 	// contains a plaintext value.
@@ -51,6 +58,7 @@ func (r Request) clone() Request {
 	r.Body = slices.Clone(r.Body)
 	r.Decrypted = maps.Clone(r.Decrypted)
 	r.KeyIDs = maps.Clone(r.KeyIDs)
+	r.Cleartext = slices.Clone(r.Cleartext)
 	return r
 }
 
@@ -81,12 +89,16 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			rec.Err = err // not JSON: recorded, and answered as usual
 		} else {
 			rec.Opened, rec.Decrypted, rec.KeyIDs, rec.Err = opened.text, opened.fields, opened.kids, opened.err
+			rec.Cleartext = cleartext(r, body)
 		}
 	}
 
 	s.mu.Lock()
 	switch {
 	case reply != nil:
+	case len(rec.Cleartext) > 0 && !s.lenient:
+		rec.Err = cleartextError(rec.Cleartext)
+		reply = errorAnswer(http.StatusBadRequest, rec.Err)
 	case s.reject != nil && opened != nil && s.retired(opened.kids):
 		reply = s.reject
 	case opened != nil && opened.err != nil:

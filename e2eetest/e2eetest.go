@@ -6,7 +6,10 @@
 // endpoint. Every other request reaches a stand-in for the API, which decrypts
 // each JWE of the body it receives, records the request (see [Request]) and
 // answers 200 with {} unless told otherwise ([Server.Respond],
-// [Server.RejectRetiredKeys]). [Server.Rotate] switches to a new key and kid;
+// [Server.RejectRetiredKeys]). Like the API, it refuses with 400 a request to
+// an end-to-end encrypted endpoint that carries a credential in cleartext
+// (strict mode, on unless [Server.Strict] turns it off), so a test whose code
+// forgets to encrypt fails. [Server.Rotate] switches to a new key and kid;
 // [Server.Fail], [Server.FailNext] and [Server.Delay] make the key endpoint
 // fail or hang, so that tests can check how the code under test behaves during
 // rotations and outages.
@@ -89,13 +92,14 @@ type Server struct {
 	closeOnce sync.Once
 	waiting   atomic.Int32 // requests that Delay holds now, for tests
 
-	mu          sync.Mutex    // guards keys, fail, failLeft, delay, reply, reject, keyRequests, requests
+	mu          sync.Mutex    // guards keys, fail, failLeft, delay, reply, reject, lenient, keyRequests, requests
 	keys        []*keyPair    // every key served, the current one last
 	fail        *answer       // the answer of failing key requests; nil: none
 	failLeft    int           // key requests that fail is left for; -1: until Recover
 	delay       time.Duration // the wait before each key request is answered
 	reply       answer        // the stand-in's answer to API requests
 	reject      *answer       // the answer to bodies with a JWE of a key not current; nil: accept them
+	lenient     bool          // strict mode is off: cleartext credentials are taken
 	keyRequests int           // GET and HEAD requests of the key paths
 	requests    []Request     // the stand-in's requests, in order
 }

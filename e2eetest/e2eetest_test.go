@@ -2,6 +2,7 @@ package e2eetest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"crypto/tls"
@@ -482,12 +483,12 @@ func TestClientReachesAnyHost(t *testing.T) {
 			"Transport": {Transport: srv.Transport()},
 		} {
 			t.Run(tt.name+" via "+via, func(t *testing.T) {
-				resp, body := do(t, client, http.MethodPost, tt.url, `{"a":1}`, nil)
+				resp, body := do(t, client, http.MethodPost, tt.url, `{"id_connector":1}`, nil)
 				if resp.StatusCode != http.StatusOK || body != "{}" {
 					t.Errorf("POST %s = %d %q; want 200 {}", tt.url, resp.StatusCode, body)
 				}
 				r, ok := srv.LastRequest()
-				if !ok || r.Host != tt.host || r.Path != tt.path || r.Method != http.MethodPost || string(r.Body) != `{"a":1}` {
+				if !ok || r.Host != tt.host || r.Path != tt.path || r.Method != http.MethodPost || string(r.Body) != `{"id_connector":1}` {
 					t.Errorf("LastRequest() = %s %s%s %q, %v; want POST %s%s", r.Method, r.Host, r.Path, r.Body, ok, tt.host, tt.path)
 				}
 			})
@@ -859,6 +860,7 @@ func TestStandIn(t *testing.T) {
 		name       string
 		setup      func(*Server)
 		method     string
+		path       string // "" for a connection creation
 		body       func(t *testing.T, s *Server) string
 		wantStatus int
 		wantBody   string // "" for any
@@ -867,11 +869,65 @@ func TestStandIn(t *testing.T) {
 	}{
 		{
 			name: "default answer", method: "POST",
-			body:       func(*testing.T, *Server) string { return `{"a":1}` },
+			body:       func(*testing.T, *Server) string { return `{"id_connector":40}` },
 			wantStatus: 200, wantBody: "{}", wantType: "application/json",
 			check: func(t *testing.T, r Request) {
-				if r.Err != nil || r.Opened != `{"a":1}` || len(r.Decrypted) != 0 {
-					t.Errorf("recorded Err %v, Opened %s, Decrypted %v", r.Err, r.Opened, r.Decrypted)
+				if r.Err != nil || r.Opened != `{"id_connector":40}` || len(r.Decrypted) != 0 || r.Cleartext != nil {
+					t.Errorf("recorded Err %v, Opened %s, Decrypted %v, Cleartext %q", r.Err, r.Opened, r.Decrypted, r.Cleartext)
+				}
+			},
+		},
+		{
+			name: "cleartext refused in strict mode", method: "POST",
+			body: func(t *testing.T, s *Server) string {
+				return `{"id_connector":40,"login":"` + encrypt(t, s.Key(), "john") + `","password":"hunter2","pin":1234,"otp":null}`
+			},
+			wantStatus: 400, wantType: "application/json",
+			check: func(t *testing.T, r Request) {
+				if !slices.Equal(r.Cleartext, []string{"/password", "/pin"}) {
+					t.Errorf("Cleartext = %q; want /password and /pin", r.Cleartext)
+				}
+				if !errors.Is(r.Err, e2ee.ErrCleartext) || strings.Contains(r.Err.Error(), "hunter2") ||
+					r.Err.Error() != "e2eetest: designated value in cleartext: /password, /pin" {
+					t.Errorf("recorded Err %q; want ErrCleartext naming /password and /pin", r.Err)
+				}
+				if r.Decrypted["/login"] != "john" {
+					t.Errorf("Decrypted = %v; want /login decrypted all the same", r.Decrypted)
+				}
+			},
+		},
+		{
+			name: "cleartext in a payment validation's fields", method: "POST", path: "/2.0/payments/p1",
+			body:       func(*testing.T, *Server) string { return `{"validated":true,"fields":{"website":"hunter2"}}` },
+			wantStatus: 400,
+			check: func(t *testing.T, r Request) {
+				if !slices.Equal(r.Cleartext, []string{"/fields/website"}) {
+					t.Errorf("Cleartext = %q; want /fields/website", r.Cleartext)
+				}
+			},
+		},
+		{
+			name: "cleartext under a path in capitals", method: "PUT", path: "/2.0/USERS/me/Connections/7/",
+			body:       func(*testing.T, *Server) string { return `{"otp":"hunter2"}` },
+			wantStatus: 400,
+		},
+		{
+			name: "cleartext taken with strict mode off", setup: func(s *Server) { s.Strict(false) }, method: "POST",
+			body:       func(*testing.T, *Server) string { return `{"id_connector":40,"password":"hunter2"}` },
+			wantStatus: 200, wantBody: "{}",
+			check: func(t *testing.T, r Request) {
+				if r.Err != nil || !slices.Equal(r.Cleartext, []string{"/password"}) {
+					t.Errorf("recorded Err %v, Cleartext %q; want no error, /password listed", r.Err, r.Cleartext)
+				}
+			},
+		},
+		{
+			name: "cleartext taken outside the encrypted endpoints", method: "POST", path: "/2.0/users/me/accounts",
+			body:       func(*testing.T, *Server) string { return `{"password":"hunter2"}` },
+			wantStatus: 200, wantBody: "{}",
+			check: func(t *testing.T, r Request) {
+				if r.Err != nil || r.Cleartext != nil {
+					t.Errorf("recorded Err %v, Cleartext %q; want neither", r.Err, r.Cleartext)
 				}
 			},
 		},
@@ -934,7 +990,7 @@ func TestStandIn(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(srv)
 			}
-			resp, body := do(t, srv.Client(), tt.method, "https://acme.biapi.pro/2.0/users/me/connections",
+			resp, body := do(t, srv.Client(), tt.method, "https://acme.biapi.pro"+cmp.Or(tt.path, "/2.0/users/me/connections"),
 				tt.body(t, srv), nil)
 			if resp.StatusCode != tt.wantStatus || (tt.wantBody != "" && body != tt.wantBody) {
 				t.Errorf("%s = %d %q; want %d %q", tt.method, resp.StatusCode, body, tt.wantStatus, tt.wantBody)

@@ -190,3 +190,28 @@ func ExampleServer_Fail() {
 	// 200 key: true
 	// 2 key requests
 }
+
+// In strict mode, on by default, the stand-in refuses credentials that
+// arrive in cleartext, as the API would: here the code under test forgot to
+// encrypt, posting with the server's plain client, and its request fails
+// even though the test never looks at what the API decrypted.
+func ExampleServer_Strict() {
+	srv := e2eetest.NewServer()
+	defer srv.Close()
+
+	resp, err := srv.Client().Post("https://acme.biapi.pro/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"id_connector":40,"login":"john.doe","password":"hunter2"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status)
+
+	r, _ := srv.LastRequest()
+	fmt.Println(r.Cleartext)
+	fmt.Println(r.Err)
+	// Output:
+	// 400 Bad Request
+	// [/login /password]
+	// e2eetest: designated value in cleartext: /login, /password
+}

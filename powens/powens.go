@@ -209,6 +209,13 @@ func Fields(r Request) []string {
 	return append([]string(nil), p.fields...)
 }
 
+// Path returns the URL path of request r below the API host, in
+// [net/http.ServeMux] pattern syntax ("/2.0/payments/{payment}"), or "" for
+// an unknown request.
+func Path(r Request) string {
+	return presets[r].path
+}
+
 // Route returns the [e2ee.Route] of request r on domain's API host,
 // encrypting with enc. With verifyOnly, the route checks that bodies are
 // already encrypted instead (enc may then be nil): for a service that relays

@@ -1,0 +1,106 @@
+package e2eetest
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/powens"
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// encryptedEndpoints routes the paths of the API's end-to-end encrypted
+// requests (package powens) to the Payload that designates their
+// credentials, built once per process.
+var encryptedEndpoints = sync.OnceValue(func() *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, r := range powens.Requests() {
+		p, err := e2ee.NewPayload(nil, powens.Fields(r)...)
+		if err != nil {
+			panic(fmt.Sprintf("e2eetest: the fields of %s: %v", r, err))
+		}
+		mux.Handle(powens.Path(r), designation{p})
+	}
+	return mux
+})
+
+// designation is the Payload of one encrypted endpoint, as a handler of
+// encryptedEndpoints; it is never called, only looked up.
+type designation struct{ *e2ee.Payload }
+
+func (designation) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
+// Strict turns strict mode on or off; it is on when a Server starts. In
+// strict mode, the stand-in for the API refuses, with 400, a request to one
+// of the API's end-to-end encrypted endpoints (those of package powens,
+// whatever the host) whose body has a designated value that is not a JWE,
+// as the API would; [Request.Cleartext] lists their JSON Pointers and
+// [Request.Err] wraps [e2ee.ErrCleartext]. So a test whose code sends a
+// credential in cleartext fails even if it never looks at
+// [Request.Decrypted]. Turn it off to test code that must send cleartext.
+func (s *Server) Strict(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lenient = !on
+}
+
+// cleartext returns the JSON Pointers of the designated values of body that
+// are not JWEs, when r is one of the API's end-to-end encrypted requests, or
+// nil. body is valid JSON. A designated null is not a credential.
+func cleartext(r *http.Request, body []byte) []string {
+	p := path.Clean("/" + strings.ToLower(r.URL.Path)) // as e2ee.Transport matches paths
+	h, pattern := encryptedEndpoints().Handler(&http.Request{Method: r.Method, URL: &url.URL{Path: p}})
+	d, ok := h.(designation)
+	if pattern == "" || !ok {
+		return nil
+	}
+	var found []string
+	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
+	for {
+		kind := dec.PeekKind()
+		parent, n := dec.StackIndex(dec.StackDepth())
+		switch {
+		case kind == 0: // the end, or an error open has reported already
+			return found
+		case kind == '}' || kind == ']' || (parent == '{' && n%2 == 0): // an end, or a member name
+			if _, err := dec.ReadToken(); err != nil {
+				return found
+			}
+			continue
+		}
+		var value string
+		if kind == '{' || kind == '[' {
+			if _, err := dec.ReadToken(); err != nil { // its members are looked at next
+				return found
+			}
+		} else {
+			raw, err := dec.ReadValue()
+			if err != nil {
+				return found
+			}
+			if kind == '"' {
+				unquoted, _ := jsontext.AppendUnquote(nil, raw)
+				value = string(unquoted)
+			}
+		}
+		ptr := string(dec.StackPointer())
+		if kind != 'n' && !(kind == '"' && e2ee.IsJWE(value)) && d.Designates(ptr) {
+			found = append(found, ptr)
+		}
+	}
+}
+
+// cleartextError is the error of a body with designated values in
+// cleartext: it names their pointers and wraps e2ee.ErrCleartext.
+type cleartextError []string
+
+func (e cleartextError) Error() string {
+	return "e2eetest: designated value in cleartext: " + strings.Join(e, ", ")
+}
+
+func (e cleartextError) Unwrap() error { return e2ee.ErrCleartext }
