@@ -300,7 +300,7 @@ func TestModuleDesignatesAsPayload(t *testing.T) {
 		{"array wildcard", `{"fields": [{"name": "login", "value": "john"}, {"name": "birthdate", "value": null}]}`, []string{"/fields/*/value"}, true},
 		{"exclusions", `{"payer": {"name": "John", "iban": "FR76"}, "fields": {"code": "1234"}, "a/b": "slash"}`,
 			[]string{"/*", "/*/*", "!/payer", "!/fields", "!/payer/iban"}, true},
-		{"escaped names", `{"a/b": "slash", "m~n": "tilde", "*": "star"}`, []string{"/a~1b", "/m~0n"}, true},
+		{"escaped names", `{"a/b": "slash", "m~n": "tilde", "*": "star", "~1": "tilde-one", "/": "slash"}`, []string{"/a~1b", "/m~0n", "/~01"}, true},
 		{"top-level array", `[{"secret": "zero"}, {"secret": "one"}, "two", "three"]`, []string{"/*/secret", "/2"}, true},
 		{"already encrypted", string(stored), []string{"/*"}, true},
 		{"non-ASCII and escapes", `{"password": "p\u00e4ss \ud83d\udd10 \"q\" \\ \/ \n\t\u0000"}`, []string{"/password"}, true},
