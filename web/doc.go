@@ -17,7 +17,7 @@
 // backend, encrypts the fields and posts the JSON body to the backend. In an
 // html/template, with .Name and .Integrity set from [Name] and [Integrity]:
 //
-//	<script type="module" src="/static/{{.Name}}" integrity="{{.Integrity}}" crossorigin="anonymous"></script>
+//	<script type="module" src="/static/{{.Name}}" integrity="{{.Integrity}}"></script>
 //	<script type="module">
 //	  import { fetchKey, encryptFields } from "/static/{{.Name}}";
 //	  const key = await fetchKey("/e2ee/publickey");
