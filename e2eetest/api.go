@@ -1,17 +1,20 @@
 package e2eetest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"slices"
+
+	"github.com/credseal/e2ee"
 )
 
-// maxBodyBytes bounds the request bodies that the stand-in reads, as
-// e2ee.DefaultMaxBodyBytes bounds those an e2ee.Transport sends.
-const maxBodyBytes = 1 << 20
+// maxBodyBytes bounds the request bodies that the stand-in reads: those an
+// e2ee.Transport sends, by default.
+const maxBodyBytes = e2ee.DefaultMaxBodyBytes
 
 // Request is a request that the stand-in for the API received, with its body
 // as received and as the API would read it once decrypted.
@@ -76,6 +79,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rec.Body = body
 	var opened *openResult
 	var reply *answer
+	var handler http.Handler // what Handle set for r, if anything
 	switch {
 	case err != nil:
 		rec.Err = fmt.Errorf("e2eetest: reading the body: %w", err)
@@ -103,12 +107,42 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		reply = s.reject
 	case opened != nil && opened.err != nil:
 		reply = errorAnswer(http.StatusBadRequest, opened.err)
+	case s.handlers != nil:
+		if _, pattern := s.handlers.Handler(r); pattern != "" {
+			handler = s.handlers // which sets the pattern's path values
+			break
+		}
+		fallthrough
 	default:
 		reply = &answer{s.reply.status, s.reply.body}
 	}
 	s.requests = append(s.requests, rec)
 	s.mu.Unlock()
+	if handler != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		handler.ServeHTTP(w, r)
+		return
+	}
 	reply.write(w)
+}
+
+// Handle makes handler answer the requests that pattern matches, in
+// [http.ServeMux] syntax ("POST /2.0/users/{user}/connections/{id}"), instead
+// of [Server.Respond]'s answer: a test scripts each step of a flow, such as
+// a connection creation answered with an OTP request, then the OTP. The
+// request is recorded and checked first: bodies that do not decrypt, are
+// refused in strict mode, or hold a retired key that
+// [Server.RejectRetiredKeys] refuses get their answer without reaching
+// handler. handler reads the body as received, encrypted; the test reads
+// what it decrypts to with [Server.LastRequest]. Handle panics when pattern
+// is invalid or conflicts with an earlier one, as ServeMux.Handle does.
+func (s *Server) Handle(pattern string, handler http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handlers == nil {
+		s.handlers = http.NewServeMux()
+	}
+	s.handlers.Handle(pattern, handler)
 }
 
 // retired reports whether a kid of kids is not the current key's. s.mu must

@@ -92,16 +92,18 @@ type Server struct {
 	closeOnce sync.Once
 	waiting   atomic.Int32 // requests that Delay holds now, for tests
 
-	mu          sync.Mutex    // guards keys, fail, failLeft, delay, reply, reject, lenient, keyRequests, requests
-	keys        []*keyPair    // every key served, the current one last
-	fail        *answer       // the answer of failing key requests; nil: none
-	failLeft    int           // key requests that fail is left for; -1: until Recover
-	delay       time.Duration // the wait before each key request is answered
-	reply       answer        // the stand-in's answer to API requests
-	reject      *answer       // the answer to bodies with a JWE of a key not current; nil: accept them
-	lenient     bool          // strict mode is off: cleartext credentials are taken
-	keyRequests int           // GET and HEAD requests of the key paths
-	requests    []Request     // the stand-in's requests, in order
+	mu          sync.Mutex     // guards keys, fail, failLeft, delay, recovered, reply, reject, lenient, handlers, keyRequests, requests
+	keys        []*keyPair     // every key served, the current one last
+	fail        *answer        // the answer of failing key requests; nil: none
+	failLeft    int            // key requests that fail is left for; -1: until Recover
+	delay       time.Duration  // the wait before each key request is answered
+	recovered   chan struct{}  // closed by Recover, then replaced: releases the key requests Delay holds
+	reply       answer         // the stand-in's answer to API requests
+	reject      *answer        // the answer to bodies with a JWE of a key not current; nil: accept them
+	lenient     bool           // strict mode is off: cleartext credentials are taken
+	handlers    *http.ServeMux // the stand-in's answers set by Handle; nil: none
+	keyRequests int            // GET and HEAD requests of the key paths
+	requests    []Request      // the stand-in's requests, in order
 }
 
 // NewServer starts and returns a new Server, serving the first fixture key.
@@ -109,9 +111,10 @@ type Server struct {
 // panics on setup errors, as httptest.NewServer does.
 func NewServer() *Server {
 	s := &Server{
-		done:  make(chan struct{}),
-		keys:  []*keyPair{nthKey(0)},
-		reply: answer{status: http.StatusOK, body: "{}"},
+		done:      make(chan struct{}),
+		recovered: make(chan struct{}),
+		keys:      []*keyPair{nthKey(0)},
+		reply:     answer{status: http.StatusOK, body: "{}"},
 	}
 	cert := kitCertificate()
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
@@ -122,7 +125,7 @@ func NewServer() *Server {
 	roots := x509.NewCertPool()
 	roots.AddCert(s.ts.Certificate())
 	s.transport = newTransport(s.ts.Listener.Addr().String(), roots)
-	s.client = &http.Client{Transport: s.transport}
+	s.client = &http.Client{Transport: httpsOnly{s.transport}}
 	return s
 }
 
@@ -130,8 +133,9 @@ func NewServer() *Server {
 // whatever host and port its URL names, so that code using the API's real
 // URLs (https://acme.biapi.pro/...) reaches the server unchanged. It verifies
 // TLS against the server's certificate and trusts no other. Requests must be
-// https. The client is the same on every call; since it sends everything to
-// the server, use it in tests only.
+// https: any other gets an error and reaches nothing. The client is the same
+// on every call; since it sends everything to the server, use it in tests
+// only.
 func (s *Server) Client() *http.Client {
 	return s.client
 }
@@ -144,7 +148,21 @@ func (s *Server) Client() *http.Client {
 // Like the client, it sends every request to the server whatever its host,
 // so use it in tests only.
 func (s *Server) Transport() http.RoundTripper {
-	return s.transport
+	return httpsOnly{s.transport}
+}
+
+// httpsOnly is a RoundTripper that refuses requests other than https, which
+// the server, listening with TLS only, could not take.
+type httpsOnly struct{ t *http.Transport }
+
+func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "https" {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, fmt.Errorf("e2eetest: %s request to %s: the server takes https only", r.URL.Scheme, r.URL.Host)
+	}
+	return h.t.RoundTrip(r)
 }
 
 // Certificate returns the certificate of the server, for clients of one's

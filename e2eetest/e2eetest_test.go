@@ -823,6 +823,45 @@ func TestDelay(t *testing.T) {
 			t.Errorf("GET after Delay(0) answered after %v", d)
 		}
 	})
+	t.Run("Recover releases held requests", func(t *testing.T) {
+		srv := newServer(t)
+		srv.Delay(time.Minute)
+		srv.Fail(503, "down")
+		type result struct {
+			status int
+			err    error
+		}
+		done := make(chan result, 2)
+		for range 2 {
+			go func() {
+				resp, err := srv.Client().Get(srv.URL)
+				if err != nil {
+					done <- result{0, err}
+					return
+				}
+				resp.Body.Close()
+				done <- result{resp.StatusCode, nil}
+			}()
+		}
+		for srv.waiting.Load() != 2 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		start := time.Now()
+		srv.Recover()
+		for range 2 {
+			select {
+			case r := <-done:
+				if r.err != nil || r.status != 200 {
+					t.Errorf("held GET after Recover = %d, %v; want 200 with the key", r.status, r.err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the held requests were not released by Recover")
+			}
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("held requests answered %v after Recover; want at once", d)
+		}
+	})
 	t.Run("Close does not wait for the delay", func(t *testing.T) {
 		srv := NewServer()
 		defer srv.Close()
@@ -1195,5 +1234,72 @@ func TestURL(t *testing.T) {
 	}
 	if !slices.Contains(srv.Certificate().DNSNames, serverName) {
 		t.Errorf("the certificate does not cover %s", serverName)
+	}
+}
+
+// TestHandle scripts a connection in two steps, each answered by its own
+// handler, and checks that the stand-in's checks come first.
+func TestHandle(t *testing.T) {
+	srv := newServer(t)
+	var bodies []string
+	srv.Handle("POST /2.0/users/{user}/connections", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies = append(bodies, string(b))
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"id":7,"fields":[{"name":"otp"}]}`)
+	}))
+	srv.Handle("POST /2.0/users/{user}/connections/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"id":`+r.PathValue("id")+`,"state":null}`)
+	}))
+
+	create := `{"id_connector":40,"password":"` + encrypt(t, srv.Key(), "hunter2") + `"}`
+	resp, body := do(t, srv.Client(), "POST", "https://acme.biapi.pro/2.0/users/me/connections", create, nil)
+	if resp.StatusCode != http.StatusAccepted || body != `{"id":7,"fields":[{"name":"otp"}]}` {
+		t.Errorf("creation = %d %s; want the first handler's 202", resp.StatusCode, body)
+	}
+	if len(bodies) != 1 || bodies[0] != create {
+		t.Errorf("the handler read %q; want the body as received", bodies)
+	}
+	resp, body = do(t, srv.Client(), "POST", "https://acme.biapi.pro/2.0/users/me/connections/7",
+		`{"otp":"`+encrypt(t, srv.Key(), "123456")+`"}`, nil)
+	if resp.StatusCode != 200 || body != `{"id":7,"state":null}` {
+		t.Errorf("OTP step = %d %s; want the second handler's answer", resp.StatusCode, body)
+	}
+	if r, _ := srv.LastRequest(); r.Decrypted["/otp"] != "123456" {
+		t.Errorf("Decrypted = %v; want the OTP", r.Decrypted)
+	}
+
+	// Cleartext is refused before any handler; other paths get Respond's answer.
+	resp, _ = do(t, srv.Client(), "POST", "https://acme.biapi.pro/2.0/users/me/connections", `{"password":"hunter2"}`, nil)
+	if resp.StatusCode != http.StatusBadRequest || len(bodies) != 1 {
+		t.Errorf("cleartext = %d, handler called %d times; want 400 and the handler not called", resp.StatusCode, len(bodies))
+	}
+	resp, body = do(t, srv.Client(), "GET", "https://acme.biapi.pro/2.0/users/me/accounts", "", nil)
+	if resp.StatusCode != 200 || body != "{}" {
+		t.Errorf("another path = %d %s; want the default 200 {}", resp.StatusCode, body)
+	}
+	if srv.APIRequests() != 4 {
+		t.Errorf("APIRequests() = %d; want 4, handled or not", srv.APIRequests())
+	}
+}
+
+func TestClientRefusesPlainHTTP(t *testing.T) {
+	srv := newServer(t)
+	for via, client := range map[string]*http.Client{
+		"Client":    srv.Client(),
+		"Transport": {Transport: srv.Transport()},
+	} {
+		resp, err := client.Post("http://acme.biapi.pro/2.0/users/me/connections", "application/json",
+			strings.NewReader(`{"password":"hunter2"}`))
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("http:// via %s = %d; want an error", via, resp.StatusCode)
+		}
+		if !strings.Contains(err.Error(), "e2eetest: http request to acme.biapi.pro: the server takes https only") {
+			t.Errorf("http:// via %s = %v; want the https-only error", via, err)
+		}
+	}
+	if srv.APIRequests() != 0 {
+		t.Errorf("APIRequests() = %d; want 0", srv.APIRequests())
 	}
 }

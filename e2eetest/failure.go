@@ -73,24 +73,30 @@ func (s *Server) Delay(d time.Duration) {
 }
 
 // Recover ends what [Server.Fail], [Server.FailNext] and [Server.Delay] set:
-// the key endpoint serves the key again, at once. It does not change the
-// stand-in's answers ([Server.Respond], [Server.RejectRetiredKeys]).
+// the key endpoint serves the key again, at once, to new requests and to
+// those that Delay holds. It does not change the stand-in's answers
+// ([Server.Respond], [Server.RejectRetiredKeys]).
 func (s *Server) Recover() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail, s.failLeft, s.delay = nil, 0, 0
+	close(s.recovered)
+	s.recovered = make(chan struct{})
 }
 
-// wait waits d, then returns. When r's client gives up or the server is
-// closed first, it aborts the handler: the connection is closed without an
-// answer.
-func (s *Server) wait(r *http.Request, d time.Duration) {
+// wait waits d, then returns false, or returns true as soon as recovered is
+// closed. When r's client gives up or the server is closed first, it aborts
+// the handler: the connection is closed without an answer.
+func (s *Server) wait(r *http.Request, d time.Duration, recovered <-chan struct{}) bool {
 	s.waiting.Add(1)
 	defer s.waiting.Add(-1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return false
+	case <-recovered:
+		return true
 	case <-r.Context().Done():
 		panic(http.ErrAbortHandler)
 	case <-s.done:

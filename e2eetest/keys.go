@@ -25,8 +25,13 @@ import (
 var ErrNotJWE = errors.New("e2eetest: not a JWE with alg RSA-OAEP-256, enc A256GCM and a kid")
 
 // ErrUnknownKey indicates that a JWE names a kid that the server never
-// served. It occurs when the JWE was made with another server's key, or
-// with a key that the code under test made up.
+// served. It occurs when the JWE was made with a key that the code under test
+// made up, or with a key that another Server served after more rotations
+// than this one. Every Server of a process serves the same sequence of keys
+// (see "Keys" in the package documentation), so that NewServer generates no
+// key: a JWE made with another Server's key after as many rotations or fewer
+// decrypts here too. A test of a JWE sent to the wrong server tells them
+// apart by rotating one of the two servers first.
 var ErrUnknownKey = errors.New("e2eetest: unknown kid")
 
 // keyMaxAge is the lifetime that the key endpoint's Cache-Control gives the key.
@@ -182,7 +187,7 @@ func quote(s string) string {
 func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.keyRequests++
-	delay := s.delay
+	delay, recovered := s.delay, s.recovered
 	var fail *answer
 	if s.fail != nil {
 		fail = s.fail
@@ -194,8 +199,8 @@ func (s *Server) serveKey(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	if delay > 0 {
-		s.wait(r, delay)
+	if delay > 0 && s.wait(r, delay, recovered) {
+		fail = nil // Recover ended the failure too
 	}
 	if fail != nil {
 		fail.write(w)
