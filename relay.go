@@ -1,11 +1,11 @@
 package e2ee
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -64,16 +64,9 @@ func (h *keyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	header.Set("ETag", served.etag)
 	header.Set("Cache-Control", "public, max-age="+strconv.Itoa(h.maxAge()))
 	header.Set("X-Content-Type-Options", "nosniff")
-	if etagMatch(r.Header.Get("If-None-Match"), served.etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
 	header.Set("Content-Type", "application/json")
-	header.Set("Content-Length", strconv.Itoa(len(served.jwk)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(served.jwk)
+	// If-None-Match (304), HEAD and Content-Length, as net/http does them.
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(served.jwk))
 }
 
 // current returns the source's key as served, marshalling it only when it
@@ -107,16 +100,4 @@ func (h *keyHandler) maxAge() int {
 		return int(relayDefaultMaxAge / time.Second)
 	}
 	return max(0, int(time.Until(sr.Status().Expires)/time.Second))
-}
-
-// etagMatch reports whether an If-None-Match header value names etag, by the
-// weak comparison RFC 9110 prescribes for it.
-func etagMatch(ifNoneMatch, etag string) bool {
-	for c := range strings.SplitSeq(ifNoneMatch, ",") {
-		c = strings.TrimSpace(c)
-		if c == "*" || strings.TrimPrefix(c, "W/") == etag {
-			return true
-		}
-	}
-	return false
 }

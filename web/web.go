@@ -1,14 +1,14 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha512"
 	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
 	"path"
-	"strconv"
-	"strings"
+	"time"
 )
 
 // module is the source of e2ee.js.
@@ -69,26 +69,7 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Access-Control-Allow-Origin", "*")
-	if etagMatch(r.Header.Get("If-None-Match"), etag) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
 	h.Set("Content-Type", "text/javascript; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(module)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	w.Write(module)
-}
-
-// etagMatch reports whether an If-None-Match header value names etag, by the
-// weak comparison that RFC 9110 prescribes for it.
-func etagMatch(ifNoneMatch, etag string) bool {
-	for c := range strings.SplitSeq(ifNoneMatch, ",") {
-		c = strings.TrimSpace(c)
-		if c == "*" || strings.TrimPrefix(c, "W/") == etag {
-			return true
-		}
-	}
-	return false
+	// If-None-Match (304), HEAD and Content-Length, as net/http does them.
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(module))
 }
