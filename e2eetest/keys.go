@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -142,10 +139,11 @@ func (s *Server) decrypt(jwe string) ([]byte, string, error) {
 	if !e2ee.IsJWE(jwe) {
 		return nil, "", ErrNotJWE
 	}
-	kid, err := headerKid(jwe)
-	if err != nil {
-		return nil, "", err
+	h, err := fixture.Header(jwe)
+	if err != nil { // IsJWE decoded it already
+		return nil, "", ErrNotJWE
 	}
+	kid, _ := h["kid"].(string)
 	k := s.keyByID(kid)
 	if k == nil {
 		return nil, kid, fmt.Errorf("%w %s: the server never served it", ErrUnknownKey, quote(kid))
@@ -155,22 +153,6 @@ func (s *Server) decrypt(jwe string) ([]byte, string, error) {
 		return nil, kid, fmt.Errorf("e2eetest: decrypting with the key of kid %s: %w", quote(kid), err)
 	}
 	return plain, kid, nil
-}
-
-// headerKid returns the kid of a JWE that e2ee.IsJWE accepts.
-func headerKid(jwe string) (string, error) {
-	part, _, _ := strings.Cut(jwe, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(part)
-	if err != nil {
-		return "", fmt.Errorf("e2eetest: JWE header: %w", err)
-	}
-	var h struct {
-		Kid string `json:"kid"`
-	}
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return "", fmt.Errorf("e2eetest: JWE header: %w", err)
-	}
-	return h.Kid, nil
 }
 
 // quote quotes s for an error message, cut to a readable length.

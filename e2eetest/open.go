@@ -1,13 +1,12 @@
 package e2eetest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/internal/jsonwalk"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -61,54 +60,32 @@ type openResult struct {
 func (s *Server) open(body []byte) (*openResult, error) {
 	res := &openResult{fields: map[string]string{}, kids: map[string]string{}}
 	out := make([]byte, 0, len(body))
-	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
 	last := 0 // body[:last] is in out already
-loop:
-	for {
-		depth := dec.StackDepth()
-		kind, n := dec.StackIndex(depth)
-		if depth == 0 && n > 0 { // after the value, only whitespace may follow
-			switch _, err := dec.ReadToken(); {
-			case err == io.EOF:
-			case err == nil:
-				return nil, errors.New("e2eetest: body is not valid JSON: data after the JSON value")
-			default:
-				return nil, jsonError(err)
-			}
-			break loop
+	err := jsonwalk.Walk(body, func(v jsonwalk.Value) {
+		if v.Kind != '"' {
+			return
 		}
-		if dec.PeekKind() != '"' || (kind == '{' && n%2 == 0) { // not a string, or a member name
-			if _, err := dec.ReadToken(); err == io.EOF && depth == 0 && n == 0 {
-				break loop // an empty body
-			} else if err != nil {
-				return nil, jsonError(err)
-			}
-			continue
-		}
-		raw, err := dec.ReadValue()
-		if err != nil {
-			return nil, jsonError(err)
-		}
-		end := int(dec.InputOffset())
-		value, err := jsontext.AppendUnquote(nil, raw)
+		value, err := jsontext.AppendUnquote(nil, v.Raw)
 		if err != nil || !e2ee.IsJWE(string(value)) {
-			continue
+			return
 		}
-		ptr := string(dec.StackPointer())
 		plain, kid, err := s.decrypt(string(value))
 		if kid != "" {
-			res.kids[ptr] = kid
+			res.kids[v.Pointer] = kid
 		}
 		if err != nil {
 			if res.err == nil {
-				res.err = &pointerError{ptr: ptr, err: err}
+				res.err = &pointerError{ptr: v.Pointer, err: err}
 			}
-			continue
+			return
 		}
-		res.fields[ptr] = string(plain)
-		out = append(out, body[last:end-len(raw)]...)
+		res.fields[v.Pointer] = string(plain)
+		out = append(out, body[last:v.Start]...)
 		out, _ = jsontext.AppendQuote(out, plain) // invalid UTF-8 becomes U+FFFD
-		last = end
+		last = v.End()
+	})
+	if err != nil {
+		return nil, jsonError(err)
 	}
 	res.text = string(append(out, body[last:]...))
 	return res, nil
@@ -126,15 +103,12 @@ func (e *pointerError) Error() string {
 
 func (e *pointerError) Unwrap() error { return e.err }
 
-// jsonError describes a JSON decoding error by position only: the decoder's
-// own message may quote bytes of the body, which could be a credential.
+// jsonError is the error of a body that is not one JSON value: a position
+// at most, never bytes of the body, which could be a credential.
 func jsonError(err error) error {
-	var se *jsontext.SyntacticError
-	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return errors.New("e2eetest: body is not valid JSON: unexpected end of input")
-	case errors.As(err, &se):
-		return fmt.Errorf("e2eetest: body is not valid JSON (at byte offset %d)", se.ByteOffset)
+	var se *jsonwalk.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("e2eetest: body is not valid JSON (at byte offset %d)", se.Offset)
 	}
-	return errors.New("e2eetest: body is not valid JSON")
+	return fmt.Errorf("e2eetest: body is not valid JSON: %w", err)
 }

@@ -1,7 +1,6 @@
 package e2eetest
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/internal/jsonwalk"
 	"github.com/credseal/e2ee/powens"
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -60,39 +60,18 @@ func cleartext(r *http.Request, body []byte) []string {
 		return nil
 	}
 	var found []string
-	dec := jsontext.NewDecoder(bytes.NewReader(body), jsontext.AllowDuplicateNames(true))
-	for {
-		kind := dec.PeekKind()
-		parent, n := dec.StackIndex(dec.StackDepth())
-		switch {
-		case kind == 0: // the end, or an error open has reported already
-			return found
-		case kind == '}' || kind == ']' || (parent == '{' && n%2 == 0): // an end, or a member name
-			if _, err := dec.ReadToken(); err != nil {
-				return found
-			}
-			continue
+	jsonwalk.Walk(body, func(v jsonwalk.Value) { // body is valid JSON: open read it
+		if v.Kind == 'n' || !d.Designates(v.Pointer) {
+			return
 		}
-		var value string
-		if kind == '{' || kind == '[' {
-			if _, err := dec.ReadToken(); err != nil { // its members are looked at next
-				return found
-			}
-		} else {
-			raw, err := dec.ReadValue()
-			if err != nil {
-				return found
-			}
-			if kind == '"' {
-				unquoted, _ := jsontext.AppendUnquote(nil, raw)
-				value = string(unquoted)
+		if v.Kind == '"' {
+			if value, err := jsontext.AppendUnquote(nil, v.Raw); err == nil && e2ee.IsJWE(string(value)) {
+				return
 			}
 		}
-		ptr := string(dec.StackPointer())
-		if kind != 'n' && !(kind == '"' && e2ee.IsJWE(value)) && d.Designates(ptr) {
-			found = append(found, ptr)
-		}
-	}
+		found = append(found, v.Pointer)
+	})
+	return found
 }
 
 // cleartextError is the error of a body with designated values in
