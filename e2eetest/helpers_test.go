@@ -1,0 +1,82 @@
+package e2eetest
+
+import (
+	"context"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/internal/fixture"
+)
+
+// newServer returns a Server closed when the test ends.
+func newServer(t *testing.T) *Server {
+	t.Helper()
+	srv := NewServer()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// fixtureKey returns the embedded fixture key name with its thumbprint kid.
+func fixtureKey(name string) *e2ee.Key {
+	pub := fixture.Public(name)
+	return &e2ee.Key{ID: fixture.Thumbprint(pub), PublicKey: pub}
+}
+
+// encrypt returns the JWE of plaintext made with key.
+func encrypt(t *testing.T, key *e2ee.Key, plaintext string) string {
+	t.Helper()
+	jwe, err := e2ee.NewEncryptor(e2ee.StaticKey(key)).EncryptString(context.Background(), plaintext)
+	if err != nil {
+		t.Fatalf("EncryptString: %v", err)
+	}
+	return jwe
+}
+
+// do sends req with client and returns the response with its body read.
+func do(t *testing.T, client *http.Client, method, url, body string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.Copy(req.Header, header)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	return resp, string(b)
+}
+
+// fetchKey fetches and parses the key served at url.
+func fetchKey(t *testing.T, client *http.Client, url string) *e2ee.Key {
+	t.Helper()
+	resp, body := do(t, client, http.MethodGet, url, "", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d; want 200", url, resp.StatusCode)
+	}
+	key, err := e2ee.ParseKey([]byte(body))
+	if err != nil {
+		t.Fatalf("ParseKey(GET %s) = %v", url, err)
+	}
+	return key
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
