@@ -27,7 +27,24 @@
 //
 // Provider specifics, such as the key URL of a domain and which requests
 // carry which fields, live in subpackages; this package knows none of them
-// and works with any API that takes the same scheme.
+// and works with any API that takes the same scheme:
+//
+//   - [github.com/credseal/e2ee/powens] knows the Powens API: its key URL,
+//     its end-to-end encrypted requests, and NewClient, the
+//     one-call integration.
+//   - [github.com/credseal/e2ee/e2eetest] stands in for the API in tests,
+//     shaped like net/http/httptest.
+//   - [github.com/credseal/e2ee/web] serves e2ee.js, the browser half, which
+//     encrypts in the user interface as an [Encryptor] and a [Payload] do.
+//
+// # Errors
+//
+// Errors start with "e2ee:" and wrap their causes. Callers branch on these
+// sentinels with [errors.Is]: [ErrNotSent] (a [Transport] sent nothing),
+// [ErrKeyUnavailable], [ErrUnsuitableKey], [ErrKeyStale],
+// [ErrResponseTooLarge] and [ErrFetcherClosed] (the key), [ErrNotJSON],
+// [ErrNotString], [ErrCleartext] and [ErrTooManyValues] (the body); and on
+// [*FetchError] with [errors.As].
 //
 // Every exported function and method is safe for concurrent use by multiple
 // goroutines. No error returned by this package contains a plaintext value or
