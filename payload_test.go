@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unicode"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -148,6 +149,10 @@ func TestPayloadEncryptErrors(t *testing.T) {
 		{"templated member name", enc, nil, []string{"/*"}, `{"login": "a", "password": "x","` + c + ` is": 1}`, ErrNotString, "/* is a number"},
 		{"identifier-like member name", enc, nil, []string{"/*"}, `{"pin_code-2.x": 1}`, ErrNotString, "/pin_code-2.x is a number"},
 		{"array index", enc, nil, []string{"/list/*"}, `{"list": ["a", 7]}`, ErrNotString, "/list/1 is a number"},
+		{"identifier-like member name of 64 bytes", enc, nil, []string{"/*"}, `{"` + strings.Repeat("k", 64) + `": 1}`, ErrNotString, "/" + strings.Repeat("k", 64) + " is a number"},
+		{"identifier-like member name of 65 bytes", enc, nil, []string{"/*"}, `{"` + strings.Repeat("k", 65) + `": 1}`, ErrNotString, "/* is a number"},
+		{"member name named by a pattern, with a control character", enc, nil, []string{"/a\x1bb"}, `{"a\u001bb": 1}`, ErrNotString, "/* is a number"},
+		{"member name named by a pattern at another depth", enc, nil, []string{"/a b/*"}, `{"a b": {"a b": 1}}`, ErrNotString, "/a b/* is a number"},
 		{"invalid JSON", enc, nil, []string{"/p"}, `{"p": "` + c + `" "q": 1}`, nil, "not valid JSON"},
 		{"truncated", enc, nil, []string{"/p"}, `{"p": "` + c, nil, "unexpected end of input"},
 		{"trailing data", enc, nil, []string{"/p"}, `{"p": "` + c + `"} {"p": "` + c + `"}`, nil, "trailing data"},
@@ -178,6 +183,9 @@ func TestPayloadEncryptErrors(t *testing.T) {
 			}
 			if !strings.HasPrefix(err.Error(), "e2ee: ") || !strings.Contains(err.Error(), tt.reason) {
 				t.Errorf("Encrypt error = %q; want e2ee: ... %s", err, tt.reason)
+			}
+			if strings.ContainsFunc(err.Error(), unicode.IsControl) {
+				t.Errorf("Encrypt error carries a control character: %q", err)
 			}
 			if strings.Contains(err.Error(), canary) || strings.Contains(err.Error(), canary[:8]) {
 				t.Errorf("Encrypt error contains the credential: %q", err)
@@ -278,12 +286,19 @@ func TestPayloadMaxValues(t *testing.T) {
 		keyCalls.Add(1)
 		return enc.src.Key(ctx)
 	}))
-	body := func(n int) []byte {
+	// body designates n values: value, or distinct strings when value is
+	// "", followed by tail.
+	body := func(n int, value, tail string) []byte {
 		var b bytes.Buffer
 		b.WriteString(`{"id": 1`)
 		for i := range n {
-			fmt.Fprintf(&b, `, "f%d": "v%d"`, i, i)
+			if value == "" {
+				fmt.Fprintf(&b, `, "f%d": "v%d"`, i, i)
+			} else {
+				fmt.Fprintf(&b, `, "f%d": %s`, i, value)
+			}
 		}
+		b.WriteString(tail)
 		return append(b.Bytes(), '}')
 	}
 	p, err := NewPayload(counting, "/*", "!/id")
@@ -291,21 +306,29 @@ func TestPayloadMaxValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		name string
-		p    *Payload
-		n    int
-		ok   bool
+		name  string
+		p     *Payload
+		n     int
+		value string // "" for distinct strings
+		tail  string
+		ok    bool
 	}{
-		{"default bound, 20,000 values", p, 20000, false},
-		{"default bound, 257 values", p, DefaultMaxValues + 1, false},
-		{"default bound, 200 values", p, 200, true},
-		{"bound of 3, 4 values", p.WithMaxValues(3), 4, false},
-		{"bound of 3, 3 values", p.WithMaxValues(3), 3, true},
-		{"bound of 0 is the default", p.WithMaxValues(0), DefaultMaxValues + 1, false},
+		{"default bound, 20,000 values", p, 20000, "", "", false},
+		{"default bound, 257 values", p, DefaultMaxValues + 1, "", "", false},
+		{"default bound, 200 values", p, 200, "", "", true},
+		{"bound of 3, 4 values", p.WithMaxValues(3), 4, "", "", false},
+		{"bound of 3, 3 values", p.WithMaxValues(3), 3, "", "", true},
+		{"bound of 0 is the default", p.WithMaxValues(0), DefaultMaxValues + 1, "", "", false},
+		// Nulls and JWEs cost no encryption, but they cost the walk: they count.
+		{"default bound, 257 nulls", p, DefaultMaxValues + 1, "null", "", false},
+		{"default bound, 257 JWEs", p, DefaultMaxValues + 1, `"` + storedJWE() + `"`, "", false},
+		// Refused at the bound: what follows is not read, not even to
+		// find that it is not JSON.
+		{"default bound, 257 values, then invalid JSON", p, DefaultMaxValues + 1, "", `, "x": tru`, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			keyCalls.Store(0)
-			in := body(tt.n)
+			in := body(tt.n, tt.value, tt.tail)
 			out, err := tt.p.Encrypt(context.Background(), in)
 			cerr := tt.p.Check(in)
 			if tt.ok {
@@ -322,6 +345,9 @@ func TestPayloadMaxValues(t *testing.T) {
 			}
 			if out != nil || !errors.Is(err, ErrTooManyValues) || !errors.Is(cerr, ErrTooManyValues) {
 				t.Errorf("Encrypt = %.20q, %v; Check = %v; want nil and ErrTooManyValues", out, err, cerr)
+			}
+			if errors.Is(err, ErrNotJSON) || errors.Is(cerr, ErrNotJSON) {
+				t.Errorf("Encrypt = %v; Check = %v; want the body refused at the bound, unread past it", err, cerr)
 			}
 			if n := keyCalls.Load(); n != 0 {
 				t.Errorf("the key source was asked %d times; want 0 (refused before any encryption)", n)
