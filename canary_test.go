@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/credseal/e2ee/internal/fixture"
 )
@@ -115,6 +116,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		maxBody int64
 		host    string
 		header  http.Header
+		reason  string // in the error, for the cases of a path of their own
 	}{
 		{name: "key endpoint down", keyMode: "down", body: `{"password": "` + c + `"}`},
 		{name: "key endpoint too large", keyMode: "huge", body: `{"password": "` + c + `"}`},
@@ -135,13 +137,16 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		{name: "cleartext on a VerifyOnly route", path: "/payments/1", body: `{"fields": {"code": "` + c + `"}}`},
 		{name: "canceled", body: `{"password": "` + c + `"}`, ctx: canceled},
 		{name: "key rejected, refresh fails", keyMode: "rejected", body: `{"password": "` + c + `"}`},
-		{name: "another host", host: "other.example", path: "/tenant/1", body: `{"password": "` + c + `"}`},
-		{name: "another host, Unicode", host: "other。example", path: "/TENANT/1", body: `{"password": "` + c + `"}`},
-		{name: "form body", body: `password=` + c, header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
-		{name: "compressed body", body: `{"password": "` + c + `"}`, header: http.Header{"Content-Encoding": {"gzip"}}},
-		{name: "too many values", body: `{"a": "` + strings.Repeat(c+`", "a": "`, 300) + c + `"}`},
-		{name: "templated member name", body: `{"login\", \"password\": \"` + c + `": 1}`},
-		{name: "templated member name in a checked body", path: "/payments/1", body: `{"fields": {"login\", \"password\": \"` + c + `": 1}}`},
+		{name: "another host", host: "other.example", path: "/tenant/1", body: `{"password": "` + c + `"}`, reason: "the host is not that of route"},
+		{name: "another host, Unicode", host: "other。example", path: "/TENANT/1", body: `{"password": "` + c + `"}`, reason: "the host is not that of route"},
+		{name: "form body", body: `password=` + c, header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, reason: "Content-Type is"},
+		{name: "JSON labelled as text", body: `{"password": "` + c + `"}`, header: http.Header{"Content-Type": {"text/plain"}}, reason: "Content-Type is"},
+		{name: "compressed body", body: `{"password": "` + c + `"}`, header: http.Header{"Content-Encoding": {"gzip"}}, reason: "compressed bodies"},
+		{name: "too many values", body: `{"a": "` + strings.Repeat(c+`", "a": "`, 300) + c + `"}`, reason: "too many designated values"},
+		{name: "too many values in a checked body", path: "/payments/1", body: `{"fields": {"a": "` + strings.Repeat(c+`", "a": "`, 300) + c + `"}}`, reason: "too many designated values"},
+		{name: "templated member name", body: `{"login\", \"password\": \"` + c + `": 1}`, reason: "/* is a number"},
+		{name: "templated member name, control characters", body: `{"` + c + `\u001b[2J\n": 1}`, reason: "/* is a number"},
+		{name: "templated member name in a checked body", path: "/payments/1", body: `{"fields": {"login\", \"password\": \"` + c + `": 1}}`, reason: "/fields/* (a number)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFetcher()
@@ -173,9 +178,15 @@ func TestCanaryNeverLeaks(t *testing.T) {
 			if err == nil && tt.keyMode != "rejected" {
 				t.Fatalf("RoundTrip succeeded; want a failure")
 			}
+			if err != nil && !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("RoundTrip error = %q; want %q", err, tt.reason)
+			}
 			for _, text := range errorTexts(err) {
 				if strings.Contains(text, canary[:4]) {
 					t.Errorf("an error carries (part of) the credential: %s", text)
+				}
+				if strings.ContainsFunc(text, unicode.IsControl) {
+					t.Errorf("an error carries a control character: %q", text)
 				}
 			}
 		})

@@ -145,7 +145,7 @@ func mistakes() []mistake {
 		{name: "host and port as the domain", setUp: newClient("acme.biapi.pro:443"), url: connections, want: configError, reason: "has a port"},
 		{name: "another parent domain", setUp: newClient("acme.example.com"), url: connections, want: configError, reason: "directly under biapi.pro"},
 		// 2. A client set up for one domain posting to another.
-		{name: "another domain", setUp: newClient("acme"), url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections", want: refused, reason: `host is not that of route "acme.biapi.pro/2.0/users/{user}/connections"`},
+		{name: "another domain", setUp: newClient("acme"), url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections", want: refused, reason: `POST "acme-sandbox.biapi.pro": the host is not that of route "acme.biapi.pro/2.0/users/{user}/connections"`},
 		{name: "a second tenant", setUp: newClient("acme"), url: "https://other.biapi.pro/2.0/users/me/connections/7", want: refused, reason: "acme.biapi.pro/2.0/users/{user}/connections/{connection}"},
 		{name: "another domain, Unicode spelling", setUp: newClient("acme"), url: "https://acme-sandbox。biapi.pro/2.0/payments/9", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "payments"},
 		{name: "another domain, no body", setUp: newClient("acme"), method: "GET", url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections", body: "-", want: passed},
@@ -170,6 +170,7 @@ func mistakes() []mistake {
 		{name: "fullwidth letters in the host", setUp: newClient("acme"), url: "https://ａｃｍｅ.ｂｉａｐｉ.ｐｒｏ/2.0/users/me/connections", want: encrypted},
 		{name: "percent-encoded full stop in the host", setUp: newClient("acme"), url: "https://acme%E3%80%82biapi.pro/2.0/users/me/connections", want: encrypted},
 		{name: "host in capitals, port and trailing dot", setUp: newClient("acme"), url: "https://ACME.biapi.pro.:443/2.0/users/me/connections", want: encrypted},
+		{name: "host that cannot be mapped", setUp: newClient("acme"), url: "https://xn--zzé.biapi.pro/2.0/users/me/connections", want: refused, reason: "the host is not that of route"},
 		{name: "pattern without host, Unicode host", setUp: pattern("POST /2.0/users/{user}/connections"), url: "https://acme。biapi.pro/2.0/users/me/connections", want: encrypted},
 		// 6. Upper- or mixed-case paths.
 		{name: "path in capitals", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/USERS/me/CONNECTIONS", want: encrypted},
@@ -189,6 +190,7 @@ func mistakes() []mistake {
 		{name: "credential as a member name, control characters", setUp: newClient("acme"), url: connections, body: `{"id_connector": 40, "` + secret + `\u001b[2J\n": 1}`, want: refused, reason: "/* is a number"},
 		// A relay checks that JWEs are made with the current key.
 		{name: "relay: JWE of another key", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + otherKeyJWE() + `"}}`, want: refused, reason: "not a JWE of the current key"},
+		{name: "relay: JWE of another key of the same size", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + sameSizeKeyJWE() + `"}}`, want: refused, reason: "not a JWE of the current key"},
 		{name: "relay: forged kid, other modulus", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: "forged", want: refused, reason: "not a JWE of the current key"},
 		{name: "relay: cleartext", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "/fields/code"},
 	}
@@ -199,6 +201,18 @@ func mistakes() []mistake {
 var otherKeyJWE = sync.OnceValue(func() string {
 	pub := fixture.Public(fixture.RSA3072)
 	jwe, err := e2ee.NewEncryptor(e2ee.StaticKey(&e2ee.Key{ID: "other", PublicKey: pub})).EncryptString(context.Background(), secret)
+	if err != nil {
+		panic(err)
+	}
+	return jwe
+})
+
+// sameSizeKeyJWE is a JWE of the secret, made with a key of the test API's
+// modulus size that the test API does not serve: only its kid tells it from
+// a JWE of the API's key.
+var sameSizeKeyJWE = sync.OnceValue(func() string {
+	pub := fixture.Public(fixture.RSA2048C)
+	jwe, err := e2ee.NewEncryptor(e2ee.StaticKey(&e2ee.Key{ID: fixture.Thumbprint(pub), PublicKey: pub})).EncryptString(context.Background(), secret)
 	if err != nil {
 		panic(err)
 	}

@@ -141,7 +141,9 @@ func patternOf(r *Route) string {
 // them (the IDNA lookup mapping of the URL's host, to dial and verify TLS;
 // the Punycode form of the Host header; the decoded, cleaned path), the
 // credential must not reach the network in cleartext: the Transport either
-// refuses the request or encrypts it.
+// refuses the request or encrypts it. When the host net/http dials is the
+// routed one, it must encrypt: a spelling of the routed host is matched,
+// not left to the cross-host refusal.
 func FuzzRouteMatch(f *testing.F) {
 	for _, seed := range [][4]string{
 		{"POST", "acme.biapi.pro", "", "/2.0/users/me/connections"},
@@ -155,6 +157,8 @@ func FuzzRouteMatch(f *testing.F) {
 		{"PUT", "acme.biapi.pro", "", "/2.0/payments/7"},
 		{"PATCH", "other.biapi.pro", "", "/2.0/payments/%37"},
 		{"POST", "acme-sandbox.biapi.pro", "", "/2.0/users/me/connections"},
+		{"CONNECT", "acme.biapi.pro", "", "/2.0/payments/7"},
+		{"OPTIONS", "xn--zzé.biapi.pro", "acme.biapi.pro", "/2.0/payments/7"},
 	} {
 		f.Add(seed[0], seed[1], seed[2], seed[3])
 	}
@@ -183,13 +187,18 @@ func FuzzRouteMatch(f *testing.F) {
 		req := &http.Request{Method: method, URL: u, Host: hostHeader, Header: http.Header{},
 			Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body))}
 		_, err = tr.RoundTrip(req)
+		routed, dialed := delivered(method, u, hostHeader)
 		if err != nil {
 			if !errors.Is(err, ErrNotSent) || reached {
 				t.Fatalf("RoundTrip error %v (sent: %v); want ErrNotSent and nothing sent", err, reached)
 			}
+			if dialed {
+				t.Fatalf("%s https://%s%s (Host %q): RoundTrip error %v; want the credential encrypted (net/http dials the routed host)",
+					method, host, rawPath, hostHeader, err)
+			}
 			return
 		}
-		if !delivered(method, u, hostHeader) || !bytes.Contains(sent, []byte(canary)) {
+		if !routed || !bytes.Contains(sent, []byte(canary)) {
 			return
 		}
 		t.Fatalf("%s https://%s%s (Host %q) reaches a routed endpoint with the credential in cleartext", method, host, rawPath, hostHeader)
@@ -197,13 +206,14 @@ func FuzzRouteMatch(f *testing.F) {
 }
 
 // delivered reports whether net/http would deliver a request to one of
-// FuzzRouteMatch's routed endpoints, by the host it dials or the Host header
-// it writes, and the path as a server decodes and cleans it. Lower case is
-// not required of the path: servers may match it without regard to case.
-func delivered(method string, u *url.URL, hostHeader string) bool {
-	dialed := u.Hostname()
-	if a, err := idna.Lookup.ToASCII(dialed); err == nil && !isASCII(dialed) {
-		dialed = a
+// FuzzRouteMatch's routed endpoints (routed), by the host it dials (then
+// dialed too) or the Host header it writes, and the path as a server
+// decodes and cleans it. Lower case is not required of the path: servers
+// may match it without regard to case.
+func delivered(method string, u *url.URL, hostHeader string) (routed, dialed bool) {
+	dial := u.Hostname()
+	if a, err := idna.Lookup.ToASCII(dial); err == nil && !isASCII(dial) {
+		dial = a
 	}
 	header := cmp.Or(hostHeader, u.Host)
 	if h, err := idna.ToASCII(header); err == nil {
@@ -213,15 +223,16 @@ func delivered(method string, u *url.URL, hostHeader string) bool {
 		header = header[:i]
 	}
 	norm := func(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
-	if norm(dialed) != "acme.biapi.pro" && norm(header) != "acme.biapi.pro" {
-		return false
+	byDial := norm(dial) == "acme.biapi.pro"
+	if !byDial && norm(header) != "acme.biapi.pro" {
+		return false, false
 	}
 	segs := strings.Split(strings.Trim(strings.ToLower(path.Clean("/"+u.Path)), "/"), "/")
 	switch {
 	case len(segs) == 4 && segs[0] == "2.0" && segs[1] == "users" && segs[2] != "" && segs[3] == "connections":
-		return strings.EqualFold(method, "POST")
+		routed = strings.EqualFold(method, "POST")
 	case len(segs) == 3 && segs[0] == "2.0" && segs[1] == "payments" && segs[2] != "":
-		return true
+		routed = true
 	}
-	return false
+	return routed, routed && byDial
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -315,6 +316,120 @@ func TestTransportBadRoutes(t *testing.T) {
 			}
 			if len(rec.requests()) != 0 || cb.closed.Load() != 1 {
 				t.Errorf("sent %d requests and closed the body %d times; want 0 and 1", len(rec.requests()), cb.closed.Load())
+			}
+		})
+	}
+}
+
+// TestTransportContentHeaders checks the headers that say how a body on a
+// matching route is encoded, on encrypting and VerifyOnly routes alike: a
+// Content-Encoding other than identity, or a Content-Type that is not JSON,
+// is refused and nothing is sent; a JSON media type, with parameters or as
+// a +json suffix, or no Content-Type at all, is sent.
+func TestTransportContentHeaders(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	const payments = "https://acme.biapi.pro/2.0/payments/42"
+	for _, tt := range []struct {
+		name   string
+		url    string
+		header http.Header
+		reason string // "" when the request is sent
+	}{
+		{"no Content-Type", connectionsURL, nil, ""},
+		{"empty Content-Type", connectionsURL, http.Header{"Content-Type": {""}}, ""},
+		{"JSON with a charset", connectionsURL, http.Header{"Content-Type": {"application/json; charset=utf-8"}}, ""},
+		{"a +json media type", connectionsURL, http.Header{"Content-Type": {"application/problem+json"}}, ""},
+		{"identity encoding", connectionsURL, http.Header{"Content-Encoding": {"identity"}}, ""},
+		{"gzip", connectionsURL, http.Header{"Content-Encoding": {"gzip"}}, `Content-Encoding is "gzip": compressed bodies cannot be encrypted in place`},
+		{"gzip after identity", connectionsURL, http.Header{"Content-Encoding": {"identity", "gzip"}}, "compressed bodies"},
+		{"text", connectionsURL, http.Header{"Content-Type": {"text/plain"}}, `Content-Type is "text/plain"`},
+		{"two Content-Types", connectionsURL, http.Header{"Content-Type": {"application/json", "text/plain"}}, "2 Content-Type headers"},
+		{"not a media type", connectionsURL, http.Header{"Content-Type": {"application/json; charset"}}, "not a media type"},
+		{"VerifyOnly, JSON", payments, http.Header{"Content-Type": {"application/json"}}, ""},
+		{"VerifyOnly, gzip", payments, http.Header{"Content-Encoding": {"gzip"}}, "compressed bodies"},
+		{"VerifyOnly, form", payments, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, `Content-Type is "application/x-www-form-urlencoded"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			tr := testTransport(t, enc, rec)
+			body := `{"password": "` + canary + `"}`
+			if tt.url == payments {
+				body = `{"fields": {"code": "` + storedJWE() + `"}}`
+			}
+			req, cb := newRequest(t, "POST", tt.url, body)
+			maps.Copy(req.Header, tt.header)
+			_, err := tr.RoundTrip(req)
+			sent := rec.requests()
+			if tt.reason == "" {
+				if err != nil || len(sent) != 1 {
+					t.Fatalf("RoundTrip(%s) = %v, %d requests sent; want the request sent", tt.name, err, len(sent))
+				}
+				if bytes.Contains(sent[0].body, []byte(canary)) {
+					t.Errorf("RoundTrip(%s) sent the credential in cleartext", tt.name)
+				}
+				return
+			}
+			if !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrNotJSON) || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("RoundTrip(%s) = %v; want ErrNotSent, ErrNotJSON and %q", tt.name, err, tt.reason)
+			}
+			if len(sent) != 0 || cb.closed.Load() != 1 {
+				t.Errorf("RoundTrip(%s) sent %d requests and closed the body %d times; want 0 and 1", tt.name, len(sent), cb.closed.Load())
+			}
+		})
+	}
+}
+
+// TestTransportRefusesOtherHosts sends requests on the method and path of a
+// route to hosts that no route names: a body is refused with an error that
+// names the host and the route, and nothing is sent; a request with an
+// empty body, or on another path, passes as it is.
+func TestTransportRefusesOtherHosts(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	cleartext := `{"password": "` + canary + `"}`
+	for _, tt := range []struct {
+		name       string
+		url        string
+		hostHeader string
+		body       string
+		reason     string // "" when the request passes as it is
+	}{
+		{"another tenant", "https://other.biapi.pro/2.0/users/me/connections", "", cleartext,
+			`e2ee: POST "other.biapi.pro": the host is not that of route "POST acme.biapi.pro/2.0/users/{user}/connections"`},
+		{"another tenant, VerifyOnly route", "https://other.biapi.pro/2.0/payments/42", "", `{"fields": {"code": "` + canary + `"}}`,
+			`"other.biapi.pro": the host is not that of route "POST acme.biapi.pro/2.0/payments/{payment}"`},
+		{"another tenant, Unicode spelling", "https://other。biapi.pro/2.0/USERS/me/connections", "", cleartext,
+			"the host is not that of route"},
+		{"an address, Host header of another tenant", "https://10.0.0.1/2.0/users/me/connections", "other.biapi.pro", cleartext,
+			`"10.0.0.1": the host is not that of route`},
+		{"a host that cannot be mapped", "https://xn--zzé.biapi.pro/2.0/users/me/connections", "", cleartext,
+			"the host is not that of route"},
+		{"another tenant, empty body of unknown length", "https://other.biapi.pro/2.0/users/me/connections", "", "", ""},
+		{"another tenant, another path", "https://other.biapi.pro/2.0/users/me/accounts", "", cleartext, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			tr := testTransport(t, enc, rec)
+			req, cb := newRequest(t, "POST", tt.url, tt.body)
+			req.Host = tt.hostHeader
+			if tt.body == "" {
+				req.ContentLength = -1 // the Transport must read the body to find it empty
+			}
+			_, err := tr.RoundTrip(req)
+			sent := rec.requests()
+			if tt.reason == "" {
+				if err != nil || len(sent) != 1 || string(sent[0].body) != tt.body {
+					t.Errorf("RoundTrip(%s) = %v, %d requests sent; want the request sent as it was", tt.url, err, len(sent))
+				}
+				return
+			}
+			if !errors.Is(err, ErrNotSent) || !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("RoundTrip(%s) = %v; want ErrNotSent and %q", tt.url, err, tt.reason)
+			}
+			if err != nil && strings.Contains(err.Error(), canary[:8]) {
+				t.Errorf("RoundTrip(%s) error carries the credential: %q", tt.url, err)
+			}
+			if len(sent) != 0 || cb.closed.Load() != 1 {
+				t.Errorf("RoundTrip(%s) sent %d requests and closed the body %d times; want 0 and 1", tt.url, len(sent), cb.closed.Load())
 			}
 		})
 	}

@@ -33,22 +33,39 @@ func TestKeyURL(t *testing.T) {
 }
 
 func TestKeyURLRefusesHostileDomains(t *testing.T) {
-	for _, domain := range []string{
-		"", "evil.com/x", "a@b", "a b", "acme.", ".acme", "a..b", strings.Repeat("a", 64),
-		"-acme", "acme-", "acme:443", "acme/", "acme?x=1", "acme#frag", "ac%6de", "äcme",
-		"evil.com\\@acme", "acme\n", "127.0.0.1:80/x", strings.Repeat("a.", 127) + "a",
+	for _, tt := range []struct {
+		domain string
+		reason string // besides what to pass; "" for none in particular
+	}{
+		{"", "is empty"}, {"evil.com/x", ""}, {"a@b", ""}, {"a b", ""}, {"acme.", ""}, {".acme", ""},
+		{"a..b", ""}, {strings.Repeat("a", 64), ""}, {"-acme", ""}, {"acme-", ""}, {"acme:443", ""},
+		{"acme/", ""}, {"acme?x=1", ""}, {"acme#frag", ""}, {"ac%6de", ""}, {"äcme", ""},
+		{"evil.com\\@acme", ""}, {"acme\n", ""}, {"127.0.0.1:80/x", ""}, {strings.Repeat("a.", 127) + "a", ""},
 		// Mistakes: a URL, the host with a port, a path or a trailing dot,
 		// another parent domain, several labels, an underscore, Unicode.
-		"https://acme.biapi.pro", "acme.biapi.pro:443", "acme.biapi.pro/2.0", "acme.biapi.pro.",
-		"acme.biapi.pro.biapi.pro", "acme.example.com", "acme.biapi.com", "eu.acme", "biapi.pro",
-		".biapi.pro", "acme_prod", "ａｃｍｅ", "acme。biapi.pro", "acme\x00",
+		{"https://acme.biapi.pro", "is a URL"},
+		{"acme.biapi.pro:443", "has a port"},
+		{"acme.biapi.pro/2.0", "has a path"},
+		{"acme.biapi.pro.", ""},
+		{"acme.biapi.pro.biapi.pro", "directly under biapi.pro"},
+		{"acme.example.com", "directly under biapi.pro"},
+		{"acme.biapi.com", "directly under biapi.pro"},
+		{"eu.acme", "directly under biapi.pro"},
+		{"biapi.pro", ""}, {".biapi.pro", ""},
+		{"acme_prod", "'_', which a DNS label cannot have"},
+		{"ａｃｍｅ", ""}, {"acme。biapi.pro", ""}, {"acme\x00", ""},
 	} {
-		if got, err := powens.KeyURL(domain); err == nil || got != "" {
-			t.Errorf("KeyURL(%q) = %q, %v; want an error", domain, got, err)
-		} else if msg := err.Error(); !strings.HasPrefix(msg, "powens: ") ||
-			!strings.Contains(msg, `pass the domain name alone, e.g. "acme"`) || strings.ContainsAny(msg, "\n\x00") {
-			t.Errorf("KeyURL(%q) error = %q; want powens: ..., what to pass, no control character", domain, err)
-		}
+		t.Run(tt.domain, func(t *testing.T) {
+			got, err := powens.KeyURL(tt.domain)
+			if err == nil || got != "" {
+				t.Fatalf("KeyURL(%q) = %q, %v; want an error", tt.domain, got, err)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, "powens: ") ||
+				!strings.Contains(msg, `pass the domain name alone, e.g. "acme"`) || !strings.Contains(msg, tt.reason) ||
+				strings.ContainsAny(msg, "\n\x00") {
+				t.Errorf("KeyURL(%q) error = %q; want powens: ..., %q, what to pass, no control character", tt.domain, err, tt.reason)
+			}
+		})
 	}
 }
 
@@ -59,8 +76,11 @@ type recorder struct {
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	b, _ := io.ReadAll(req.Body)
-	req.Body.Close()
+	var b []byte
+	if req.Body != nil {
+		b, _ = io.ReadAll(req.Body)
+		req.Body.Close()
+	}
 	r.mu.Lock()
 	r.bodies[req.URL.String()] = b
 	r.mu.Unlock()

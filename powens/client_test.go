@@ -1,0 +1,115 @@
+package powens_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/internal/fixture"
+	"github.com/credseal/e2ee/powens"
+)
+
+// TestNewClientConfigErrors checks that NewClient returns every
+// configuration error itself, and no client with it.
+func TestNewClientConfigErrors(t *testing.T) {
+	pub := fixture.Public(fixture.RSA2048A)
+	keys := e2ee.StaticKey(&e2ee.Key{ID: "k", PublicKey: pub})
+	for _, tt := range []struct {
+		name   string
+		domain string
+		opts   *powens.Options
+		reason string
+	}{
+		{"URL as the domain", "https://acme.biapi.pro", nil, `pass the domain name alone, e.g. "acme"`},
+		{"mistyped domain", "acme_prod", nil, "which a DNS label cannot have"},
+		{"empty domain", "", &powens.Options{}, "domain is empty"},
+		{"Keys and Fetcher both set", "acme", &powens.Options{Keys: keys, Fetcher: &e2ee.FetcherConfig{}}, "both set"},
+		{"negative fetcher timeout", "acme", &powens.Options{Fetcher: &e2ee.FetcherConfig{Timeout: -time.Second}}, "Timeout is negative"},
+		{"MinTTL above MaxTTL", "acme", &powens.Options{Fetcher: &e2ee.FetcherConfig{MinTTL: time.Hour, MaxTTL: time.Minute}}, "exceeds MaxTTL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, err := powens.NewClient(tt.domain, tt.opts)
+			if err == nil || client != nil {
+				t.Fatalf("NewClient(%q) = %v, %v; want nil and an error saying %q", tt.domain, client, err, tt.reason)
+			}
+			if !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("NewClient(%q) error = %q; want %q", tt.domain, err, tt.reason)
+			}
+		})
+	}
+}
+
+// countingSource is a key source that counts its calls.
+type countingSource struct {
+	key   *e2ee.Key
+	calls atomic.Int32
+}
+
+func (s *countingSource) Key(context.Context) (*e2ee.Key, error) {
+	s.calls.Add(1)
+	return s.key, nil
+}
+
+// TestNewClientUsesOptions checks that the client NewClient returns keeps
+// the base client's settings, sends through its Transport, and encrypts
+// with Options.Keys when it is set, fetching no key of its own.
+func TestNewClientUsesOptions(t *testing.T) {
+	priv := fixture.Private(fixture.RSA2048A)
+	keys := &countingSource{key: &e2ee.Key{ID: "mine", PublicKey: &priv.PublicKey}}
+	rec := &recorder{bodies: map[string][]byte{}}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errRedirect := errors.New("the base client's CheckRedirect")
+	base := &http.Client{
+		Transport:     rec,
+		Timeout:       7 * time.Second,
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return errRedirect },
+	}
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: base, Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if client == base {
+		t.Errorf("NewClient returned the base client itself; want a copy")
+	}
+	if client.Timeout != base.Timeout || client.Jar != base.Jar {
+		t.Errorf("client Timeout %v, Jar %v; want the base client's %v, %v", client.Timeout, client.Jar, base.Timeout, base.Jar)
+	}
+	if client.CheckRedirect == nil || client.CheckRedirect(nil, nil) != errRedirect {
+		t.Errorf("client CheckRedirect is not the base client's")
+	}
+	if base.Transport != rec {
+		t.Errorf("NewClient changed the base client's Transport")
+	}
+
+	const url = "https://acme.biapi.pro/2.0/users/me/connections/7"
+	resp, err := client.Post(url, "application/json", strings.NewReader(`{"otp": "123456"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.bodies) != 1 {
+		t.Errorf("the base Transport got %d requests; want 1 (the API request, no key fetch)", len(rec.bodies))
+	}
+	got, headers, err := fixture.Open(rec.bodies[url], priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"otp": jwe("123456")}`; got != want || len(headers) != 1 || headers[0]["kid"] != "mine" {
+		t.Errorf("sent, decrypted: %s with headers %v; want %s with kid mine", got, headers, want)
+	}
+	if keys.calls.Load() == 0 {
+		t.Errorf("Options.Keys was never asked for the key")
+	}
+}
