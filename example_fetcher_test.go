@@ -108,9 +108,10 @@ func ExampleFetcherConfig_thumbprints() {
 			log.Fatal(err) // a malformed thumbprint
 		}
 		k, err := fetcher.Key(context.Background())
+		var unsuitable *e2ee.UnsuitableKeyError
 		switch {
-		case errors.Is(err, e2ee.ErrUnsuitableKey):
-			fmt.Println("refused:", err.Error()[strings.Index(err.Error(), "key thumbprint"):])
+		case errors.As(err, &unsuitable): // errors.Is(err, e2ee.ErrUnsuitableKey) holds too
+			fmt.Println("refused:", unsuitable.Reason)
 		case err != nil:
 			log.Fatal(err)
 		default:

@@ -70,7 +70,7 @@ func ExampleStaticKey() {
 	src := e2ee.StaticKey(&e2ee.Key{ID: ""})
 	_, err := src.Key(context.Background())
 	fmt.Println(err)
-	// Output: e2ee: unsuitable key: kid is empty
+	// Output: e2ee: key not eligible: kid is empty
 }
 
 // A Payload designates fields with JSON Pointers, "*" wildcards and "!"

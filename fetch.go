@@ -119,7 +119,7 @@ func (f *KeyFetcher) request(ctx context.Context, cur *fetchState) (r response) 
 		return r
 	}
 	if r.key, err = parseKey(body, f.pin); err != nil {
-		r.err = fmt.Errorf("e2ee: key from %s: %w", f.logURL, err)
+		r.err = &contextError{cause: err, context: "served at " + f.logURL}
 		return r
 	}
 	r.ttl = f.cfg.DefaultTTL

@@ -208,8 +208,9 @@ func (f *KeyFetcher) fetchKey(ctx context.Context, s *fetchState) (*Key, error) 
 	if time.Now().Before(s.staleUntil) {
 		return s.key, nil
 	}
-	return nil, fmt.Errorf("%w: key %s expired at %s, more than MaxStale (%v) ago, and fetching it fails: %w",
-		ErrKeyStale, quote(s.key.ID), s.expires.UTC().Format(time.RFC3339), f.cfg.MaxStale, err)
+	return nil, &contextError{cause: err, kind: ErrKeyStale, context: fmt.Sprintf(
+		"the last good key, %s, is stale: it expired at %s, more than MaxStale (%v) ago",
+		quote(s.key.ID), s.expires.UTC().Format(time.RFC3339), f.cfg.MaxStale)}
 }
 
 // Refresh fetches the key again, even though the cached one has not expired,

@@ -48,7 +48,10 @@ func NewEncryptor(src KeySource) *Encryptor {
 // key. Each call uses a fresh content key and a fresh 96-bit IV, so two
 // encryptions of one plaintext differ.
 //
-// Errors from the key source are wrapped; errors never contain plaintext.
+// An error of the key source matches [ErrKeyUnavailable] too; its message is
+// kept as it is when it comes from this package (a [KeyFetcher]'s), and
+// follows "e2ee: key unavailable: " otherwise. Errors never contain
+// plaintext.
 func (e *Encryptor) Encrypt(ctx context.Context, plaintext []byte) (string, error) {
 	ke, err := e.current(ctx)
 	if err != nil {
@@ -76,7 +79,7 @@ func (e *Encryptor) current(ctx context.Context) (*keyEncrypter, error) {
 	}
 	k, err := e.src.Key(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
+		return nil, keyUnavailable(err)
 	}
 	if c := e.cached.Load(); c != nil && c.key.equal(k) {
 		return c, nil

@@ -20,10 +20,11 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// ErrUnsuitableKey indicates that a key cannot be used to encrypt for the API.
-// It occurs when a key, or every key of a JWK Set, fails the eligibility
-// rules of [ParseKey], and when an [Encryptor] is handed such a key.
-var ErrUnsuitableKey = errors.New("e2ee: unsuitable key")
+// ErrUnsuitableKey indicates that a key cannot be used to encrypt for the API:
+// it is not eligible. It occurs when a key, or every key of a JWK Set, fails
+// the eligibility rules of [ParseKey], and when an [Encryptor] is handed such
+// a key. The error is an [*UnsuitableKeyError], whose Reason says why.
+var ErrUnsuitableKey = errors.New("e2ee: key not eligible")
 
 const (
 	// minModulusBits is the smallest RSA modulus accepted.
@@ -47,7 +48,7 @@ type Key struct {
 // without padding, as used for kid values by some key servers.
 func (k *Key) Thumbprint() (string, error) {
 	if k == nil || k.PublicKey == nil {
-		return "", fmt.Errorf("%w: no public key", ErrUnsuitableKey)
+		return "", unsuitable("no public key")
 	}
 	jwk := jose.JSONWebKey{Key: k.PublicKey}
 	sum, err := jwk.Thumbprint(crypto.SHA256)
@@ -60,16 +61,16 @@ func (k *Key) Thumbprint() (string, error) {
 // check reports whether k may be used for encryption.
 func (k *Key) check() error {
 	if k == nil {
-		return fmt.Errorf("%w: nil key", ErrUnsuitableKey)
+		return unsuitable("nil key")
 	}
 	if k.ID == "" {
-		return fmt.Errorf("%w: kid is empty", ErrUnsuitableKey)
+		return unsuitable("kid is empty")
 	}
 	if k.PublicKey == nil {
-		return fmt.Errorf("%w: no public key", ErrUnsuitableKey)
+		return unsuitable("no public key")
 	}
 	if reason := checkRSA(k.PublicKey.N, k.PublicKey.E); reason != "" {
-		return fmt.Errorf("%w: %s", ErrUnsuitableKey, reason)
+		return unsuitable(reason)
 	}
 	return nil
 }
@@ -155,7 +156,7 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 	var obj map[string]jsontext.Value
 	if err := jsonv2.Unmarshal(data, &obj); err != nil {
 		if dup := duplicateName(err); dup != "" {
-			return nil, fmt.Errorf("%w: %s", ErrUnsuitableKey, dup)
+			return nil, unsuitable(dup)
 		}
 		return nil, fmt.Errorf("e2ee: key is not a JSON object: %w", err)
 	}
@@ -169,7 +170,7 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 			err = pin.check(k)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnsuitableKey, err)
+			return nil, unsuitable(err.Error())
 		}
 		return k, nil
 	}
@@ -179,7 +180,7 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 		return nil, errors.New("e2ee: JWK Set: keys is not an array")
 	}
 	if len(set) == 0 {
-		return nil, fmt.Errorf("%w: JWK Set has no keys", ErrUnsuitableKey)
+		return nil, unsuitable("JWK Set has no keys")
 	}
 	var (
 		best    *Key
@@ -205,8 +206,7 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 		}
 	}
 	if best == nil {
-		return nil, fmt.Errorf("%w: no eligible key in JWK Set: %s",
-			ErrUnsuitableKey, strings.Join(reasons, "; "))
+		return nil, unsuitable("no eligible key in JWK Set: " + strings.Join(reasons, "; "))
 	}
 	return best, nil
 }
@@ -375,8 +375,7 @@ func ParsePEM(data []byte, kid string) (*Key, error) {
 		if strings.Contains(block.Type, "PRIVATE KEY") {
 			// Wherever it stands: private key material has no place in
 			// a client's configuration.
-			return nil, fmt.Errorf("%w: PEM holds a %s; a client needs only the public key",
-				ErrUnsuitableKey, block.Type)
+			return nil, unsuitable(fmt.Sprintf("PEM holds a %s; a client needs only the public key", block.Type))
 		}
 		if pub != nil {
 			continue // the first public key is used; later blocks are only checked
@@ -404,7 +403,7 @@ func ParsePEM(data []byte, kid string) (*Key, error) {
 	}
 	rsaPub, ok := pub.(*rsa.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("%w: PEM key is %T, not RSA", ErrUnsuitableKey, pub)
+		return nil, unsuitable(fmt.Sprintf("PEM key is %T, not RSA", pub))
 	}
 	k := &Key{ID: kid, PublicKey: rsaPub}
 	if kid == "" {

@@ -312,7 +312,7 @@ func encryptAll(ctx context.Context, ke *keyEncrypter, found []found, workers in
 				return
 			}
 			if err := ctx.Err(); err != nil {
-				errs[i] = fmt.Errorf("e2ee: encrypt: %w", err)
+				errs[i] = err
 				return
 			}
 			if jwes[i], errs[i] = ke.encrypt(found[i].plain); errs[i] != nil {

@@ -128,7 +128,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	body, err := t.readBody(req)
 	if err != nil {
-		return nil, refused(cmp.Or(route, foreign), "reading request body", err)
+		return nil, refused(cmp.Or(route, foreign), err)
 	}
 	if len(body) == 0 {
 		return t.send(withBody(req, nil))
@@ -141,18 +141,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return refuse(foreignHostError(req, foreign))
 	}
 	if err := checkContent(req.Header); err != nil {
-		return refuse(refused(route, "refusing to send", err))
+		return refuse(refused(route, err))
 	}
 	if route.VerifyOnly {
 		if err := route.Payload.verify(req.Context(), body); err != nil {
-			return refuse(refused(route, "refusing to send", err))
+			return refuse(refused(route, err))
 		}
 		return t.send(withBody(req, body))
 	}
 
 	out, kid, err := route.Payload.encrypt(req.Context(), body)
 	if err != nil {
-		return refuse(refused(route, "refusing to send", err))
+		return refuse(refused(route, err))
 	}
 	if kid == "" { // nothing to encrypt: out is body itself
 		return t.send(withBody(req, out))
@@ -266,7 +266,7 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 	}
 	if req.ContentLength > limit {
 		req.Body.Close()
-		return nil, fmt.Errorf("body of %d bytes exceeds the limit of %d", req.ContentLength, limit)
+		return nil, fmt.Errorf("e2ee: request body of %d bytes exceeds the limit of %d", req.ContentLength, limit)
 	}
 	read := func() ([]byte, error) {
 		var body []byte
@@ -279,19 +279,22 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 				var extra [1]byte
 				if m, _ := io.ReadFull(req.Body, extra[:]); m > 0 {
 					body = append(body, extra[0])
-					err = errors.New("body longer than its Content-Length")
+					err = errLongBody
 				}
 			}
 		} else {
 			body, err = io.ReadAll(io.LimitReader(req.Body, limit+1))
 		}
 		switch {
-		case err != nil:
+		case errors.Is(err, errLongBody):
 			clear(body)
 			return nil, err
+		case err != nil:
+			clear(body)
+			return nil, fmt.Errorf("e2ee: reading request body: %w", err)
 		case int64(len(body)) > limit:
 			clear(body)
-			return nil, fmt.Errorf("body exceeds the limit of %d bytes", limit)
+			return nil, fmt.Errorf("e2ee: request body exceeds the limit of %d bytes", limit)
 		}
 		return body, nil
 	}
@@ -316,14 +319,17 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 	case <-done:
 		req.Body.Close()
 		go func() { clear((<-ch).body) }() // the read ends with the body closed
-		return nil, req.Context().Err()
+		return nil, fmt.Errorf("e2ee: reading request body: %w", req.Context().Err())
 	}
 }
 
-// refused is the error of a request refused on route: "e2ee: PATTERN: what:
-// err", without err's own "e2ee: " prefix.
-func refused(route *Route, what string, err error) error {
-	return &notSentError{prefix: "e2ee: " + route.Pattern + ": " + what + ": ", err: err}
+// errLongBody is the error of a body longer than its Content-Length.
+var errLongBody = errors.New("e2ee: request body longer than its Content-Length")
+
+// refused is the error of a request refused on route: err's message, then
+// the route.
+func refused(route *Route, err error) error {
+	return &notSentError{route: route.Pattern, err: err}
 }
 
 // foreignHostError is the error of a request to a host that no route names,
@@ -339,18 +345,18 @@ func foreignHostError(req *http.Request, route *Route) error {
 }
 
 // notSentError is the error of a request that RoundTrip refused: it wraps
-// ErrNotSent and its cause. Its message is prefix, then the cause's message
-// without the cause's own "e2ee: " when there is a prefix.
+// ErrNotSent and its cause. Its message is the cause's, then the route's
+// pattern when there is one.
 type notSentError struct {
-	prefix string
-	err    error
+	route string // the pattern of the route refused on; "" for none
+	err   error
 }
 
 func (e *notSentError) Error() string {
-	if e.prefix == "" {
+	if e.route == "" {
 		return e.err.Error()
 	}
-	return e.prefix + strings.TrimPrefix(e.err.Error(), "e2ee: ")
+	return fmt.Sprintf("%s (request not sent: route %q)", e.err, e.route)
 }
 
 func (e *notSentError) Unwrap() []error { return []error{ErrNotSent, e.err} }

@@ -270,8 +270,9 @@ func TestTransportFailsClosed(t *testing.T) {
 			if !errors.Is(err, ErrNotSent) {
 				t.Errorf("RoundTrip error = %v; want errors.Is ErrNotSent", err)
 			}
-			if !strings.HasPrefix(err.Error(), "e2ee: POST acme.biapi.pro/") || !strings.Contains(err.Error(), tt.reason) {
-				t.Errorf("RoundTrip error = %q; want the route and %q", err, tt.reason)
+			if msg := err.Error(); !strings.HasPrefix(msg, "e2ee: ") || strings.Count(msg, "e2ee: ") != 1 ||
+				!strings.Contains(msg, `(request not sent: route "POST acme.biapi.pro/`) || !strings.Contains(msg, tt.reason) {
+				t.Errorf("RoundTrip error = %q; want e2ee: once, %q and the route", err, tt.reason)
 			}
 			if strings.Contains(err.Error(), canary) || strings.Contains(err.Error(), canary[:8]) {
 				t.Errorf("RoundTrip error carries the credential: %q", err)

@@ -3,7 +3,6 @@ package e2eetest
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/credseal/e2ee"
 	"github.com/credseal/e2ee/internal/jsonwalk"
@@ -94,11 +93,11 @@ func (s *Server) open(body []byte) (*openResult, error) {
 // pointerError is the error of the JWE at a JSON Pointer.
 type pointerError struct {
 	ptr string
-	err error // starts with "e2eetest: "
+	err error // whose message starts with "e2eetest: "
 }
 
 func (e *pointerError) Error() string {
-	return fmt.Sprintf("e2eetest: JWE at %q: %s", e.ptr, strings.TrimPrefix(e.err.Error(), "e2eetest: "))
+	return fmt.Sprintf("%s (the JWE at %q)", e.err, e.ptr)
 }
 
 func (e *pointerError) Unwrap() error { return e.err }

@@ -55,7 +55,7 @@ function fail(code, message) {
 }
 
 function unsuitable(reason) {
-  return fail("unsuitable-key", "unsuitable key: " + reason);
+  return fail("unsuitable-key", "key not eligible: " + reason);
 }
 
 // ---------------------------------------------------------------- base64url
@@ -505,7 +505,7 @@ async function makeHandle(k) {
       ["encrypt"],
     );
   } catch (err) {
-    throw new E2EEError("unsuitable-key", "e2ee: unsuitable key: WebCrypto refused it", { cause: err });
+    throw new E2EEError("unsuitable-key", "e2ee: key not eligible: WebCrypto refused it", { cause: err });
   }
   const header = `{"alg":"${ALG}","enc":"${ENC}","kid":${goJSONString(k.kid)}}`;
   const protectedHeader = b64encode(utf8.encode(header));

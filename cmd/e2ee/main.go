@@ -59,8 +59,16 @@ func main() {
 	os.Exit(code)
 }
 
-// errUsage marks errors that call for the usage text and exit status 2.
-var errUsage = errors.New("usage")
+// usageError is an error that calls for the usage text and exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usagef returns a usageError with the message "e2ee: " and format.
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf("e2ee: "+format, args...)}
+}
 
 // errHelp marks a request for the usage text: it goes to standard output,
 // with exit status 0.
@@ -102,19 +110,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "help", "-h", "-help", "--help":
 		err = errHelp
 	default:
-		err = fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+		err = usagef("unknown command %q", args[0])
 	}
+	// Every message starts with "e2ee: " already: the library's, and those
+	// this command makes.
+	var ue usageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, errHelp):
 		fmt.Fprint(stdout, usage())
 		return 0
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "e2ee: %v\n%s", err, usage())
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "%v\n%s", err, usage())
 		return 2
 	default:
-		fmt.Fprintf(stderr, "e2ee: %s: %v\n", args[0], strings.TrimPrefix(err.Error(), "e2ee: "))
+		fmt.Fprintln(stderr, err)
 		return 1
 	}
 }
@@ -175,9 +186,9 @@ func (o *options) parse(args []string) error {
 	case errors.Is(err, flag.ErrHelp):
 		return errHelp
 	case err != nil:
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usagef("%v", err)
 	case o.header.bad > 0:
-		return fmt.Errorf(`%w: --header wants "Name: value"`, errUsage)
+		return usagef(`--header wants "Name: value"`)
 	}
 	return nil
 }
@@ -186,15 +197,15 @@ func (o *options) parse(args []string) error {
 func (o *options) patterns() ([]string, error) {
 	switch {
 	case o.request != "" && len(o.fields) > 0:
-		return nil, fmt.Errorf("%w: give --field or --request, not both", errUsage)
+		return nil, usagef("give --field or --request, not both")
 	case o.request != "":
 		f := powens.Fields(powens.Request(o.request))
 		if f == nil {
-			return nil, fmt.Errorf("%w: unknown request %q (want one of %s)", errUsage, o.request, requestNames())
+			return nil, usagef("unknown request %q (want one of %s)", o.request, requestNames())
 		}
 		return f, nil
 	case len(o.fields) == 0:
-		return nil, fmt.Errorf("%w: no --field or --request", errUsage)
+		return nil, usagef("no --field or --request")
 	}
 	return o.fields, nil
 }
@@ -213,18 +224,22 @@ func (o *options) keyLocation() (string, error) {
 	loc := o.key
 	if o.fs.NArg() > 0 {
 		if loc != "" || o.fs.NArg() > 1 {
-			return "", fmt.Errorf("%w: more than one key given", errUsage)
+			return "", usagef("more than one key given")
 		}
 		loc = o.fs.Arg(0)
 	}
 	if o.domain != "" {
 		if loc != "" {
-			return "", fmt.Errorf("%w: give a key or --powens, not both", errUsage)
+			return "", usagef("give a key or --powens, not both")
 		}
-		return powens.KeyURL(o.domain)
+		u, err := powens.KeyURL(o.domain)
+		if err != nil {
+			return "", fmt.Errorf("e2ee: --powens: %w", err)
+		}
+		return u, nil
 	}
 	if loc == "" {
-		return "", fmt.Errorf("%w: no key: give a URL, a FILE or --powens DOMAIN", errUsage)
+		return "", usagef("no key: give a URL, a FILE or --powens DOMAIN")
 	}
 	return loc, nil
 }
@@ -241,7 +256,7 @@ func (o *options) loadKey(ctx context.Context, loc string) (*e2ee.Key, error) {
 	}
 	data, err := readAll(loc, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("e2ee: reading the key: %w", err)
 	}
 	if strings.Contains(string(data), "-----BEGIN ") {
 		return e2ee.ParsePEM(data, o.kid) // with no --kid, the thumbprint
@@ -264,7 +279,7 @@ func readAll(name string, r io.Reader) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) > maxInput {
-		return nil, fmt.Errorf("input larger than %d bytes", maxInput)
+		return nil, fmt.Errorf("larger than %d bytes", maxInput)
 	}
 	return data, nil
 }
@@ -284,22 +299,24 @@ func encrypt(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	}
 	key, err := o.loadKey(ctx, loc)
 	if err != nil {
-		return fmt.Errorf("key: %w", err)
+		return err
 	}
 	p, err := e2ee.NewPayload(e2ee.NewEncryptor(e2ee.StaticKey(key)), fields...)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usageError{err} // a pattern NewPayload refuses
 	}
 	body, err := readAll("", stdin)
 	if err != nil {
-		return fmt.Errorf("reading the body: %w", err)
+		return fmt.Errorf("e2ee: reading the body: %w", err)
 	}
 	out, err := p.Encrypt(ctx, body)
 	if err != nil {
 		return err
 	}
-	_, err = stdout.Write(out)
-	return err
+	if _, err := stdout.Write(out); err != nil {
+		return fmt.Errorf("e2ee: writing the body: %w", err)
+	}
+	return nil
 }
 
 func check(args []string, stdin io.Reader, stderr io.Writer) error {
@@ -308,7 +325,7 @@ func check(args []string, stdin io.Reader, stderr io.Writer) error {
 		return err
 	}
 	if o.fs.NArg() > 0 || o.key != "" || o.domain != "" {
-		return fmt.Errorf("%w: check needs no key", errUsage)
+		return usagef("check needs no key")
 	}
 	fields, err := o.patterns()
 	if err != nil {
@@ -316,11 +333,11 @@ func check(args []string, stdin io.Reader, stderr io.Writer) error {
 	}
 	p, err := e2ee.NewPayload(nil, fields...)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return usageError{err} // a pattern NewPayload refuses
 	}
 	body, err := readAll("", stdin)
 	if err != nil {
-		return fmt.Errorf("reading the body: %w", err)
+		return fmt.Errorf("e2ee: reading the body: %w", err)
 	}
 	if err := p.Check(body); err != nil {
 		return err
@@ -339,9 +356,10 @@ func inspectKey(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	key, err := o.loadKey(ctx, loc)
-	if errors.Is(err, e2ee.ErrUnsuitableKey) {
-		fmt.Fprintf(stdout, "eligible:   no: %s\n", strings.TrimPrefix(err.Error(), "e2ee: unsuitable key: "))
-		return errors.New("the key is not eligible")
+	var unsuitable *e2ee.UnsuitableKeyError
+	if errors.As(err, &unsuitable) {
+		fmt.Fprintf(stdout, "eligible:   no: %s\n", unsuitable.Reason)
+		return errors.New("e2ee: key: the key is not eligible")
 	}
 	if err != nil {
 		return err

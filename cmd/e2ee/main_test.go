@@ -179,7 +179,7 @@ func TestFailures(t *testing.T) {
 		{"invalid JSON", "login=" + canary, []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "not valid JSON"},
 		{"truncated JSON", `{"login": "` + canary, []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "unexpected end of input"},
 		{"invalid UTF-8", "{\"login\": \"" + canary + "\xff\"}", []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "not valid JSON"},
-		{"key URL unreachable", body, []string{"encrypt", "--key", "http://127.0.0.1:1/2.0/publickey", "--field", "/login"}, 1, "key:"},
+		{"key URL unreachable", body, []string{"encrypt", "--key", "http://127.0.0.1:1/2.0/publickey", "--field", "/login"}, 1, "fetching key from"},
 		{"key URL not https", body, []string{"encrypt", "--key", "http://keys.example/2.0/publickey", "--field", "/login"}, 1, "https"},
 		{"key file missing", body, []string{"encrypt", "--key", "/nonexistent/key.json", "--field", "/login"}, 1, "no such file"},
 		{"check finds cleartext", body, []string{"check", "--field", "/login"}, 1, "cleartext: /login"},

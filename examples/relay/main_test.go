@@ -26,7 +26,8 @@ func TestRun(t *testing.T) {
 		"forwarded unchanged: true\n",
 		`the API decrypts: {"id_connector": 40, "login": "john.doe", "password": "hunter2"}`,
 		"cleartext body:       relay answers 400: credentials must be encrypted",
-		"/login, /password\n                      the API received 1 request(s)\n",
+		"/login, /password (request not sent: route \"acme.biapi.pro/2.0/users/{user}/connections\")\n" +
+			"                      the API received 1 request(s)\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
