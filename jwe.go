@@ -60,6 +60,30 @@ func (e *Encryptor) Encrypt(ctx context.Context, plaintext []byte) (string, erro
 	return ke.encrypt(plaintext)
 }
 
+// Refresher is a [KeySource] that can fetch its key again, before it
+// expires, when the key's user learns that it was rejected: [KeyFetcher]
+// is one. A [Transport] whose [Transport.KeyRejected] reports a rejection
+// refreshes the key through the Encryptor of the route's Payload when the
+// Encryptor's source implements Refresher.
+type Refresher interface {
+	Refresh(ctx context.Context) (*Key, error)
+}
+
+var _ Refresher = (*KeyFetcher)(nil)
+
+// refresh fetches the source's key again when the source is a Refresher,
+// and returns nil and no error when it is not.
+func (e *Encryptor) refresh(ctx context.Context) (*Key, error) {
+	if e == nil {
+		return nil, nil
+	}
+	r, ok := e.src.(Refresher)
+	if !ok {
+		return nil, nil
+	}
+	return r.Refresh(ctx)
+}
+
 // EncryptString returns the compact JWE of the UTF-8 bytes of s, as
 // [Encryptor.Encrypt] does. It refuses a string that is not valid UTF-8.
 func (e *Encryptor) EncryptString(ctx context.Context, s string) (string, error) {

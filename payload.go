@@ -136,6 +136,12 @@ func (p *Payload) maxValueCount() int {
 	return DefaultMaxValues
 }
 
+// refreshKey fetches the key of p's Encryptor again, when its source can;
+// it returns nil and no error when it cannot.
+func (p *Payload) refreshKey(ctx context.Context) (*Key, error) {
+	return p.enc.refresh(ctx)
+}
+
 // Designates reports whether p designates the value at pointer, a JSON
 // Pointer (RFC 6901) such as "/fields/website": whether [Payload.Encrypt]
 // encrypts a string there and [Payload.Check] requires a JWE there. A token

@@ -3,7 +3,6 @@ package e2ee
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -79,8 +78,8 @@ type Transport struct {
 	// could not decrypt with the key used (e.g. an unknown kid). It may read
 	// the response body, all of it if it likes: what it reads is buffered
 	// and given back, so the caller gets every byte all the same. The
-	// Transport then refreshes the key (when the route's key source has
-	// Refresh(ctx) (*Key, error), as KeyFetcher does) and, when that gives a
+	// Transport then refreshes the key (when the route's key source is a
+	// [Refresher], as KeyFetcher is) and, when that gives a
 	// different kid, resends once, encrypted anew; otherwise, or when the
 	// resend is rejected too, the caller gets the API's response. Never on
 	// VerifyOnly routes (there is no cleartext to encrypt anew). nil: no
@@ -97,11 +96,6 @@ type Transport struct {
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
-
-// refresher is a key source that can be made to fetch its key again.
-type refresher interface {
-	Refresh(ctx context.Context) (*Key, error)
-}
 
 // Validate returns the configuration error that makes t refuse every
 // request, or nil: no routes, a route without a Payload (or, unless
@@ -232,11 +226,7 @@ func (nopCloser) Close() error { return nil }
 // with the key kid: it refreshes the key and, when the kid changed, sends the
 // request once more, encrypted anew from body.
 func (t *Transport) retryWithNewKey(req *http.Request, route *Route, body []byte, kid string, rejected *http.Response) (*http.Response, error) {
-	ref, ok := route.Payload.enc.src.(refresher)
-	if !ok {
-		return rejected, nil
-	}
-	key, err := ref.Refresh(req.Context())
+	key, err := route.Payload.refreshKey(req.Context())
 	if err != nil || key == nil || key.ID == kid {
 		return rejected, nil
 	}

@@ -537,7 +537,7 @@ func TestTransportRedirectCustomBase(t *testing.T) {
 		}
 		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody}, nil
 	})
-	client := &http.Client{Transport: testTransport(t, enc, nil).withBase(base)}
+	client := &http.Client{Transport: withBase(testTransport(t, enc, nil), base)}
 	resp, err := client.Post(connectionsURL, "application/json", strings.NewReader(`{"password": "`+canary+`"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -556,7 +556,7 @@ func TestTransportRedirectCustomBase(t *testing.T) {
 }
 
 // withBase returns a copy of t's configuration with another base.
-func (t *Transport) withBase(base http.RoundTripper) *Transport {
+func withBase(t *Transport, base http.RoundTripper) *Transport {
 	return &Transport{Base: base, Routes: t.Routes, KeyRejected: t.KeyRejected, MaxBodyBytes: t.MaxBodyBytes}
 }
 
