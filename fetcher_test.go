@@ -23,7 +23,7 @@ func TestNewKeyFetcherDoesNoIO(t *testing.T) {
 	t.Parallel()
 	srv := newLoopbackKeyServer(t, serveJWK(jwkA))
 	var calls atomic.Int64
-	counting := &http.Client{Transport: fetchRoundTrip(func(r *http.Request) (*http.Response, error) {
+	counting := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		calls.Add(1)
 		return http.DefaultTransport.RoundTrip(r)
 	})}

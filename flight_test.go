@@ -305,7 +305,7 @@ func TestKeyFetcherHedgeWinnerCancelsOthers(t *testing.T) {
 		)
 		// The first request ignores cancellation (its answer, kid-c, comes
 		// late whatever happens); the hedge answers kid-b at once.
-		client := &http.Client{Transport: fetchRoundTrip(func(r *http.Request) (*http.Response, error) {
+		client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			rec := httptest.NewRecorder()
 			if calls.Add(1) == 1 {
 				<-release

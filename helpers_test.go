@@ -14,6 +14,9 @@ import (
 	"github.com/credseal/e2ee/internal/fixture"
 )
 
+// canary is a credential that must never appear in an error.
+const canary = "canary-S3cr3t-4f1d"
+
 // Fixture JWKs served by the tests' key endpoints.
 var (
 	jwkA = fixture.JWK(fixture.Public(fixture.RSA2048A), map[string]any{"kid": "kid-a", "use": "enc"})
@@ -43,7 +46,7 @@ type keyServer struct {
 // channel or on the request's context is durably blocked.
 func newKeyServer(h http.HandlerFunc) *keyServer {
 	s := &keyServer{URL: memKeyURL, handler: h}
-	s.client = &http.Client{Transport: fetchRoundTrip(s.roundTrip)}
+	s.client = &http.Client{Transport: roundTripFunc(s.roundTrip)}
 	return s
 }
 
@@ -219,10 +222,10 @@ func wantRequests(t *testing.T, s *keyServer, want int) {
 	}
 }
 
-// fetchRoundTrip is an in-memory http.RoundTripper.
-type fetchRoundTrip func(*http.Request) (*http.Response, error)
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
 
-func (f fetchRoundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // logBuffer is an io.Writer safe for concurrent use.
 type logBuffer struct {

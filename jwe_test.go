@@ -20,9 +20,6 @@ import (
 	"github.com/credseal/e2ee/internal/fixture"
 )
 
-// canary is a credential that must never appear in an error.
-const canary = "canary-S3cr3t-4f1d"
-
 func fixtureKey(name string) *Key {
 	pub := fixture.Public(name)
 	return &Key{ID: fixture.Thumbprint(pub), PublicKey: pub}

@@ -58,7 +58,7 @@ func (k *Key) Thumbprint() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(sum), nil
 }
 
-// check reports whether k may be used for encryption.
+// check returns why k may not be used for encryption, or nil when it may.
 func (k *Key) check() error {
 	if k == nil {
 		return unsuitable("nil key")

@@ -592,8 +592,8 @@ func (w *walker) array(depth, lo, hi int) error {
 	return nil
 }
 
-// child handles the value one level below depth, whose path token the
-// segments for which match is true match.
+// child walks the value one level below depth with, as live patterns, those
+// of w.live[lo:hi] whose segment at that depth match accepts.
 func (w *walker) child(depth, lo, hi int, match func(segment) bool) error {
 	top := len(w.live)
 	for _, i := range w.live[lo:hi] {
