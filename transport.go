@@ -86,8 +86,9 @@ type Transport struct {
 	// retry.
 	KeyRejected func(*http.Response) bool
 	// MaxBodyBytes bounds the request bodies read on matching routes;
-	// larger ones are refused. If zero or negative, DefaultMaxBodyBytes is
-	// used.
+	// larger ones are refused. Zero means DefaultMaxBodyBytes; a negative
+	// value is a configuration error, as it is for
+	// [FetcherConfig.MaxBodyBytes], which bounds key responses.
 	MaxBodyBytes int64
 
 	once    sync.Once
@@ -99,12 +100,19 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // Validate returns the configuration error that makes t refuse every
 // request, or nil: no routes, a route without a Payload (or, unless
-// VerifyOnly, without an Encryptor), or a pattern that is invalid, conflicts
-// with another, or could not match as written (see [Route.Pattern]). A
+// VerifyOnly, without an Encryptor), a pattern that is invalid, conflicts
+// with another, or could not match as written (see [Route.Pattern]), or a
+// negative MaxBodyBytes. A
 // Transport checks its routes once, before its first request; call Validate
 // at start-up to fail there rather than on the first request.
 func (t *Transport) Validate() error {
-	t.once.Do(func() { t.router, t.initErr = newRouter(t.Routes) })
+	t.once.Do(func() {
+		if t.MaxBodyBytes < 0 {
+			t.initErr = fmt.Errorf("e2ee: Transport.MaxBodyBytes is negative (%d)", t.MaxBodyBytes)
+			return
+		}
+		t.router, t.initErr = newRouter(t.Routes)
+	})
 	return t.initErr
 }
 
@@ -250,10 +258,7 @@ func (t *Transport) base() http.RoundTripper {
 // so that a body that never ends cannot outlast the context: the body is
 // then closed, which unblocks most readers.
 func (t *Transport) readBody(req *http.Request) ([]byte, error) {
-	limit := t.MaxBodyBytes
-	if limit <= 0 {
-		limit = DefaultMaxBodyBytes
-	}
+	limit := cmp.Or(t.MaxBodyBytes, DefaultMaxBodyBytes) // Validate refused a negative one
 	if req.ContentLength > limit {
 		req.Body.Close()
 		return nil, fmt.Errorf("e2ee: request body of %d bytes exceeds the limit of %d", req.ContentLength, limit)

@@ -292,19 +292,21 @@ func TestTransportBadRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		name   string
-		routes []Route
-		reason string
+		name    string
+		routes  []Route
+		reason  string
+		maxBody int64
 	}{
-		{"invalid pattern", []Route{{Pattern: "POST /a/{", Payload: p}}, "bad wildcard"},
-		{"conflicting patterns", []Route{{Pattern: "POST /a", Payload: p}, {Pattern: "POST /a", Payload: p}}, "conflicts"},
-		{"no payload", []Route{{Pattern: "POST /a"}}, "no Payload"},
-		{"no encryptor", []Route{{Pattern: "POST /a", Payload: noEnc}}, "no Encryptor"},
-		{"uppercase host", []Route{{Pattern: "POST Acme.biapi.pro/a", Payload: p}}, "lowercase"},
+		{"negative MaxBodyBytes", []Route{{Pattern: "POST /a", Payload: p}}, "MaxBodyBytes is negative (-1)", -1},
+		{"invalid pattern", []Route{{Pattern: "POST /a/{", Payload: p}}, "bad wildcard", 0},
+		{"conflicting patterns", []Route{{Pattern: "POST /a", Payload: p}, {Pattern: "POST /a", Payload: p}}, "conflicts", 0},
+		{"no payload", []Route{{Pattern: "POST /a"}}, "no Payload", 0},
+		{"no encryptor", []Route{{Pattern: "POST /a", Payload: noEnc}}, "no Encryptor", 0},
+		{"uppercase host", []Route{{Pattern: "POST Acme.biapi.pro/a", Payload: p}}, "lowercase", 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recorder{}
-			tr := &Transport{Base: rec, Routes: tt.routes}
+			tr := &Transport{Base: rec, Routes: tt.routes, MaxBodyBytes: tt.maxBody}
 			// Even a request no route would match is refused: the
 			// Transport cannot know what its routes were meant to cover.
 			req, cb := newRequest(t, "POST", "https://example.org/other", `{"password": "`+canary+`"}`)
