@@ -98,57 +98,53 @@ func TestRoutes(t *testing.T) {
 	client := &http.Client{Transport: &e2ee.Transport{Base: rec, Routes: routes}}
 
 	for _, tt := range []struct {
-		name, url, body, want string
+		name, method, url, body, want string
 	}{
 		{
-			"connection creation",
+			"connection creation", "POST",
 			"https://acme.biapi.pro/2.0/users/me/connections",
 			`{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "id_provider": 7, "id_bank": 8, "login": "john.doe", "password": "hunter2", "website": "par"}`,
 			`{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "id_provider": 7, "id_bank": 8, "login": jwe("john.doe"), "password": jwe("hunter2"), "website": jwe("par")}`,
 		},
 		{
-			"connection update with additional information",
+			"connection update with additional information", "POST",
 			"https://acme.biapi.pro/2.0/users/12/connections/34",
 			`{"otp":"123456","source":"directaccess","active":true,"expire":"2026-12-31 00:00:00","resume":true,"refresh_auth":false}`,
 			`{"otp":jwe("123456"),"source":"directaccess","active":true,"expire":"2026-12-31 00:00:00","resume":true,"refresh_auth":false}`,
 		},
 		{
-			"transfer update",
+			"transfer update", "POST",
 			"https://acme.biapi.pro/2.0/users/me/transfers/56",
 			`{"id_account": 1, "amount": 12.50, "label": "Rent", "beneficiary_type": "recipient", "id_recipient": 2, "beneficiary_number": "FR76", "beneficiary_label": "Landlord", "validated": true, "sms": "987654"}`,
 			`{"id_account": 1, "amount": 12.50, "label": "Rent", "beneficiary_type": "recipient", "id_recipient": 2, "beneficiary_number": "FR76", "beneficiary_label": "Landlord", "validated": true, "sms": jwe("987654")}`,
 		},
 		{
-			"payment validation",
+			"payment validation", "POST",
 			"https://acme.biapi.pro/2.0/payments/78",
 			`{"connector_uuid": "338178e6", "validate_mechanism": "webview", "fields": {"website": "par", "login": "john.doe", "password": "hunter2"}, "payer": {"identity": "John Doe"}, "webview_url": "https://example.org/cb", "validated": true}`,
 			`{"connector_uuid": "338178e6", "validate_mechanism": "webview", "fields": {"website": jwe("par"), "login": jwe("john.doe"), "password": jwe("hunter2")}, "payer": {"identity": "John Doe"}, "webview_url": "https://example.org/cb", "validated": true}`,
 		},
 		{
-			"connection update with another method",
+			"connection update with another method", "PUT",
 			"https://acme.biapi.pro/2.0/users/me/connections/35",
 			`{"password": "hunter2"}`,
 			`{"password": jwe("hunter2")}`,
 		},
 		{
-			"another path passes untouched",
+			"another path passes untouched", "POST",
 			"https://acme.biapi.pro/2.0/users/me/accounts",
 			`{"login": "john.doe", "password": "hunter2"}`,
 			`{"login": "john.doe", "password": "hunter2"}`,
 		},
 		{
-			"another host, another path, passes untouched",
+			"another host, another path, passes untouched", "POST",
 			"https://other.biapi.pro/2.0/users/me/accounts",
 			`{"login": "john.doe", "password": "hunter2"}`,
 			`{"login": "john.doe", "password": "hunter2"}`,
 		},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			method := "POST"
-			if strings.Contains(tt.name, "another method") {
-				method = "PUT"
-			}
-			req, err := http.NewRequest(method, tt.url, strings.NewReader(tt.body))
+			req, err := http.NewRequest(tt.method, tt.url, strings.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
