@@ -175,7 +175,15 @@ func TestCanaryNeverLeaks(t *testing.T) {
 			if resp != nil {
 				resp.Body.Close()
 			}
-			if err == nil && tt.keyMode != "rejected" {
+			if tt.keyMode == "rejected" {
+				// The JWE was sent and rejected; the refresh fails, so the
+				// caller gets the API's answer, and nothing is resent.
+				if err != nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+					t.Fatalf("RoundTrip = %v, %v; want the API's 400", resp, err)
+				}
+				return
+			}
+			if err == nil {
 				t.Fatalf("RoundTrip succeeded; want a failure")
 			}
 			if err != nil && !strings.Contains(err.Error(), tt.reason) {
