@@ -332,6 +332,10 @@ func TestKeyFetcherHedgeWinnerCancelsOthers(t *testing.T) {
 		if k := <-first; k == nil || k.ID != "kid-b" {
 			t.Fatalf("Key() of the caller waiting for the hung fetch = %v; want the hedge's kid-b", k)
 		}
+		// The round's cancellation reaches the hung fetch through
+		// context.AfterFunc, in a goroutine of its own: let it run before
+		// the fetch looks at its context.
+		synctest.Wait()
 		unblock()
 		settleFetcher(f)
 		if canceled.Load() != 1 {

@@ -43,7 +43,8 @@
 // the backend's VerifyOnly routes check (with package powens, pass the page
 // the [github.com/credseal/e2ee/powens.Fields] of the request), or the backend refuses the body. The program
 // in examples/browser runs the page, the backend and a stand-in for the API
-// on loopback, and its test drives Chromium through them.
+// on loopback, and the test in examples/browser/chromium drives Chromium
+// through them.
 //
 // # Caching
 //

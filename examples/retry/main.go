@@ -5,7 +5,10 @@
 //
 // An e2eetest server on loopback plays the API and its key endpoint.
 //
-//	go run ./examples/retry
+// Run it from this directory (it is a module of its own, so that the SDK's
+// go.mod does not carry go-retryablehttp):
+//
+//	cd examples/retry && go run .
 package main
 
 import (

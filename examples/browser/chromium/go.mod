@@ -1,4 +1,4 @@
-module github.com/credseal/e2ee/examples/browser
+module github.com/credseal/e2ee/examples/browser/chromium
 
 go 1.26.0
 
@@ -12,8 +12,7 @@ require (
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 	github.com/go-json-experiment/json v1.27.2 // indirect
 	golang.org/x/net v0.63.0 // indirect
-	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 )
 
-replace github.com/credseal/e2ee => ../..
+replace github.com/credseal/e2ee => ../../..

@@ -1,4 +1,4 @@
-package main
+package chromium
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,12 +22,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/examples/browser/demo"
 	"github.com/credseal/e2ee/internal/fixture"
 	"github.com/credseal/e2ee/powens"
 	"github.com/credseal/e2ee/web"
 )
 
-var screenshot = flag.String("screenshot", "", "also write the result page's screenshot to this file (e.g. ../../docs/browser-demo.png)")
+var screenshot = flag.String("screenshot", "", "also write the result page's screenshot to this file (e.g. ../../../docs/browser-demo.png)")
 
 // The credentials that the browser test types: non-ASCII, JSON escapes, and
 // an empty optional field.
@@ -50,6 +52,21 @@ func chromium(t testing.TB) string {
 	}
 	t.Skip("chromium not found: install it to run the browser test (on Debian: apt-get update && apt-get install -y chromium)")
 	return ""
+}
+
+// startDemo serves a new demo backend on loopback for the test.
+func startDemo(t testing.TB) (*demo.Backend, *httptest.Server) {
+	t.Helper()
+	d, err := demo.NewBackend()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(d)
+	t.Cleanup(func() {
+		srv.Close()
+		d.Close()
+	})
+	return d, srv
 }
 
 // newBrowser starts a headless Chromium with a fresh profile that resolves
@@ -275,16 +292,14 @@ func TestChromium(t *testing.T) {
 
 // addTestPages adds to the demo the pages that only the test serves: the
 // login page with a wrong integrity value, and a page that posts cleartext.
-func addTestPages(d *demo) {
+func addTestPages(d *demo.Backend) {
 	wrong := sha512.Sum384([]byte("not the module"))
-	d.mux.HandleFunc("GET /test/wrong-integrity", func(w http.ResponseWriter, r *http.Request) {
-		servePage(w, page{Name: web.Name, Integrity: "sha384-" + base64.StdEncoding.EncodeToString(wrong[:]),
-			Patterns: powens.Fields(powens.ConnectionCreate)})
-	})
-	d.mux.HandleFunc("GET /test/cleartext", func(w http.ResponseWriter, r *http.Request) {
+	d.Handle("GET /test/wrong-integrity", demo.Page{Name: web.Name, Integrity: "sha384-" + base64.StdEncoding.EncodeToString(wrong[:]),
+		Patterns: powens.Fields(powens.ConnectionCreate)})
+	d.Handle("GET /test/cleartext", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(cleartextPage))
-	})
+	}))
 }
 
 // cleartextPage is a broken login page: it posts what is typed as it is.
@@ -308,7 +323,7 @@ const cleartextPage = `<!doctype html>
 </body></html>
 `
 
-func countKeyFetches(reqs []inbound) int {
+func countKeyFetches(reqs []demo.Request) int {
 	n := 0
 	for _, r := range reqs {
 		if strings.HasPrefix(r.URL, "/e2ee/publickey") {
@@ -321,7 +336,7 @@ func countKeyFetches(reqs []inbound) int {
 // leak returns where r carries secret, in any of the encodings a page could
 // send it in, or a run of six of its bytes that cannot occur in base64url,
 // or "" when it carries none of it.
-func leak(r inbound, secret string) string {
+func leak(r demo.Request, secret string) string {
 	var parts []struct{ name, text string }
 	add := func(name, text string) { parts = append(parts, struct{ name, text string }{name, text}) }
 	add("body", string(r.Body))
