@@ -280,21 +280,16 @@ func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, err
 		return nil, "", err
 	}
 
-	size := len(body)
-	for i, f := range w.found {
-		size += len(jwes[i]) + 2 - (f.end - f.start)
-	}
-	out := make([]byte, 0, size)
+	// The body's bytes between the values, and each value's JWE, quoted:
+	// bytes.Join copies them into one allocation that it does not zero first.
+	parts := make([][]byte, 0, 2*len(w.found)+1)
 	last := 0
 	for i, f := range w.found {
-		out = append(out, body[last:f.start]...)
-		out = append(out, '"')
-		out = append(out, jwes[i]...)
-		out = append(out, '"')
+		parts = append(parts, body[last:f.start], []byte(`"`+jwes[i]+`"`))
 		last = f.end
 	}
-	out = append(out, body[last:]...)
-	return out, ke.key.ID, nil
+	parts = append(parts, body[last:])
+	return bytes.Join(parts, nil), ke.key.ID, nil
 }
 
 // minConcurrent is the fewest values of one body encrypted concurrently.
