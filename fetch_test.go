@@ -148,12 +148,7 @@ func TestKeyFetcherResponseErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Key() = %v; want an error", k)
 			}
-			if !strings.HasPrefix(err.Error(), "e2ee: ") || !strings.Contains(err.Error(), tt.contains) {
-				t.Errorf("Key() = %q; want an e2ee error containing %q", err, tt.contains)
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("Key() = %v; want an error wrapping %v", err, tt.is)
-			}
+			wantError(t, "Key()", err, tt.is, tt.contains)
 			var fe *FetchError
 			if got := errors.As(err, &fe); got != (tt.status != 0) {
 				t.Fatalf("errors.As(%v, *FetchError) = %v; want %v", err, got, tt.status != 0)

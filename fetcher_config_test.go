@@ -36,9 +36,7 @@ func TestNewKeyFetcherConfig(t *testing.T) {
 				f.Close()
 				t.Fatalf("NewKeyFetcher(%+v) = nil error; want %q", tt.cfg, tt.want)
 			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "e2ee: ") {
-				t.Errorf("NewKeyFetcher error = %q; want it to contain %q", err, tt.want)
-			}
+			wantError(t, "NewKeyFetcher", err, nil, tt.want)
 		})
 	}
 }

@@ -3,13 +3,16 @@ package e2ee
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/credseal/e2ee/internal/fixture"
 )
@@ -243,6 +246,33 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// wantError fails the test unless err is an error of this package that
+// says reason: not nil, matching is when is is set, its message starting
+// with "e2ee: " and having it once, with no control character and no part of
+// the canary in it or in anything it wraps. call names what returned err.
+func wantError(t testing.TB, call string, err, is error, reason string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s = nil error; want one saying %q", call, reason)
+		return
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "e2ee: ") || strings.Count(msg, "e2ee: ") != 1 || !strings.Contains(msg, reason) {
+		t.Errorf("%s error = %q; want e2ee: once, then %q", call, msg, reason)
+	}
+	if is != nil && !errors.Is(err, is) {
+		t.Errorf("%s error = %v; want errors.Is %v", call, err, is)
+	}
+	if strings.ContainsFunc(msg, unicode.IsControl) {
+		t.Errorf("%s error carries a control character: %q", call, msg)
+	}
+	for _, text := range errorTexts(err) {
+		if strings.Contains(text, canary[:8]) {
+			t.Errorf("%s error carries the credential: %q", call, text)
+		}
+	}
 }
 
 // startConcurrently starts n goroutines running call(i), waits until all of

@@ -163,15 +163,7 @@ func TestEncryptErrors(t *testing.T) {
 			if err == nil || jwe != "" {
 				t.Fatalf("EncryptString = %q, %v; want an error", jwe, err)
 			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("EncryptString error = %v; want errors.Is %v", err, tt.is)
-			}
-			if !strings.HasPrefix(err.Error(), "e2ee: ") || !strings.Contains(err.Error(), tt.reason) {
-				t.Errorf("EncryptString error = %q; want e2ee: ... %s", err, tt.reason)
-			}
-			if strings.Contains(err.Error(), canary) {
-				t.Errorf("EncryptString error contains the plaintext: %q", err)
-			}
+			wantError(t, "EncryptString", err, tt.is, tt.reason)
 		})
 	}
 }
