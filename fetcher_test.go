@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -802,5 +803,52 @@ func BenchmarkKeyFetcherWarm(b *testing.B) {
 				}
 			}
 		})
+	})
+}
+
+// slowHandler is a slog.Handler that takes a second to write each record,
+// as a handler over a slow writer does, and keeps the messages.
+type slowHandler struct {
+	mu   *sync.Mutex // guards msgs
+	msgs *[]string
+}
+
+func (h slowHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h slowHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h slowHandler) WithGroup(string) slog.Handler            { return h }
+func (h slowHandler) Handle(_ context.Context, r slog.Record) error {
+	time.Sleep(time.Second)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.msgs = append(*h.msgs, r.Message)
+	return nil
+}
+
+// TestKeyFetcherLogsBeforeReleasing: a caller that waited for a fetch finds
+// the fetch in the log when Key returns, however slow the Logger.
+func TestKeyFetcherLogsBeforeReleasing(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var msgs []string
+		srv := newKeyServer(serveJWK(jwkA))
+		f := srv.fetcher(t, &FetcherConfig{Logger: slog.New(slowHandler{&mu, &msgs})})
+		wantKey(t, f, "kid-a")
+		mu.Lock()
+		got := slices.Clone(msgs)
+		mu.Unlock()
+		if len(got) != 1 || got[0] != "key fetched" {
+			t.Errorf("log when Key returned = %q; want the fetch, \"key fetched\"", got)
+		}
+		srv.set(answer(503, ""))
+		time.Sleep(time.Minute)
+		if _, err := f.Refresh(context.Background()); err == nil {
+			t.Fatal("Refresh() = nil error; want the 503")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(msgs) != 2 || msgs[1] != "key fetch failed" {
+			t.Errorf("log when Refresh returned = %q; want the failure too", msgs)
+		}
 	})
 }

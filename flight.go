@@ -18,7 +18,7 @@ const maxFlights = 3
 type round struct {
 	ctx       context.Context    // done once the round is decided or the fetcher closed
 	cancel    context.CancelFunc // cancels ctx, and with it every fetch of the round
-	done      chan struct{}      // closed once the round is decided
+	done      chan struct{}      // closed once the round is decided and its outcome logged
 	decided   bool
 	state     *fetchState // the outcome, once decided: the state after a good fetch,
 	err       error       // or the error of the last failed one
@@ -88,10 +88,12 @@ func (f *KeyFetcher) launch(ctx context.Context, r *round) {
 // land records the outcome of one fetch of round r and decides the round
 // when that outcome does: a good fetch always, a failed one when it was the
 // last in flight. A fetch that lands after its round was decided, or after
-// Close, records nothing.
+// Close, records nothing. The round's waiters are released once the outcome
+// is logged, so that a caller that waited for a fetch finds it in the log.
 func (f *KeyFetcher) land(ctx context.Context, r *round, resp response) {
 	f.mu.Lock()
 	r.inFlight--
+	wasDecided := r.decided
 	var ev event
 	switch {
 	case r.decided:
@@ -108,15 +110,19 @@ func (f *KeyFetcher) land(ctx context.Context, r *round, resp response) {
 			r.decide(f, nil, resp.err)
 		}
 	}
+	decidedNow := r.decided && !wasDecided
 	f.mu.Unlock()
 	f.logEvent(ctx, ev)
+	if decidedNow {
+		close(r.done)
+	}
 }
 
-// decide sets the round's outcome, releases its waiters, cancels its other
-// fetches and lets the next caller start a new round. f.mu is held.
+// decide sets the round's outcome, cancels its other fetches and lets the
+// next caller start a new round; the caller then closes r.done, which
+// releases the round's waiters. f.mu is held.
 func (r *round) decide(f *KeyFetcher, st *fetchState, err error) {
 	r.decided, r.state, r.err = true, st, err
-	close(r.done)
 	r.cancel()
 	if f.round == r {
 		f.round = nil
