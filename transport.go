@@ -102,9 +102,9 @@ var _ http.RoundTripper = (*Transport)(nil)
 // request, or nil: no routes, a route without a Payload (or, unless
 // VerifyOnly, without an Encryptor), a pattern that is invalid, conflicts
 // with another, or could not match as written (see [Route.Pattern]), or a
-// negative MaxBodyBytes. A
-// Transport checks its routes once, before its first request; call Validate
-// at start-up to fail there rather than on the first request.
+// negative MaxBodyBytes. A Transport checks its configuration once, before
+// its first request; call Validate at start-up to fail there rather than on
+// the first request.
 func (t *Transport) Validate() error {
 	t.once.Do(func() {
 		if t.MaxBodyBytes < 0 {
