@@ -256,16 +256,54 @@ func (p *Payload) Encrypt(ctx context.Context, body []byte) ([]byte, error) {
 	return out, err
 }
 
+// AppendEncrypt appends to dst what [Payload.Encrypt] returns for body, and
+// returns the extended slice; on error it returns dst unchanged. A caller
+// that rewrites large bodies one after another can pass the same buffer
+// each time (out = p.AppendEncrypt(ctx, out[:0], body)), so that the
+// rewritten body costs no allocation once the buffer is large enough. dst
+// and body must not overlap.
+func (p *Payload) AppendEncrypt(ctx context.Context, dst, body []byte) ([]byte, error) {
+	parts, _, err := p.encryptParts(ctx, body)
+	if err != nil {
+		return dst, err
+	}
+	n := 0
+	for _, part := range parts {
+		n += len(part)
+	}
+	dst = slices.Grow(dst, n)
+	for _, part := range parts {
+		dst = append(dst, part...)
+	}
+	return dst, nil
+}
+
 // encrypt is Encrypt, also returning the kid of the key used ("" when nothing
 // was encrypted).
 func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, error) {
+	parts, kid, err := p.encryptParts(ctx, body)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case kid == "":
+		return body, "", nil
+	}
+	// bytes.Join copies the parts into one allocation that it does not zero
+	// first.
+	return bytes.Join(parts, nil), kid, nil
+}
+
+// encryptParts returns the parts of the encrypted body, in order: the body's
+// bytes between the designated values, and each value's JWE, quoted. It
+// returns body alone, and no kid, when nothing needs encrypting.
+func (p *Payload) encryptParts(ctx context.Context, body []byte) ([][]byte, string, error) {
 	w := p.walk(body, false, nil)
 	defer w.release()
 	if w.err != nil {
 		return nil, "", w.err
 	}
 	if len(w.found) == 0 {
-		return body, "", nil
+		return [][]byte{body}, "", nil
 	}
 	if p.enc == nil {
 		return nil, "", errors.New("e2ee: Payload has no Encryptor")
@@ -280,16 +318,13 @@ func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, err
 		return nil, "", err
 	}
 
-	// The body's bytes between the values, and each value's JWE, quoted:
-	// bytes.Join copies them into one allocation that it does not zero first.
 	parts := make([][]byte, 0, 2*len(w.found)+1)
 	last := 0
 	for i, f := range w.found {
 		parts = append(parts, body[last:f.start], []byte(`"`+jwes[i]+`"`))
 		last = f.end
 	}
-	parts = append(parts, body[last:])
-	return bytes.Join(parts, nil), ke.key.ID, nil
+	return append(parts, body[last:]), ke.key.ID, nil
 }
 
 // minConcurrent is the fewest values of one body encrypted concurrently.

@@ -280,6 +280,51 @@ func validPatterns(fields []string) bool {
 	return include
 }
 
+func TestPayloadAppendEncrypt(t *testing.T) {
+	enc, priv, kid := testEncryptor()
+	p, err := NewPayload(enc, "/login", "/password", "/otp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	body := largeBody(64 << 10)
+	want := openJWEs(t, must(p.Encrypt(ctx, body)), priv, kid)
+
+	out, err := p.AppendEncrypt(ctx, []byte("prefix:"), body)
+	if err != nil || !bytes.HasPrefix(out, []byte("prefix:")) {
+		t.Fatalf("AppendEncrypt(prefix) = %.20q, %v; want the prefix kept", out, err)
+	}
+	if got := openJWEs(t, out[len("prefix:"):], priv, kid); got != want {
+		t.Errorf("AppendEncrypt appended a body that opens differently from Encrypt's")
+	}
+
+	// A buffer large enough is reused: no new backing array.
+	buf := make([]byte, 0, 2*len(body))
+	for range 3 {
+		out, err := p.AppendEncrypt(ctx, buf[:0], body)
+		if err != nil || len(out) == 0 || &out[:1][0] != &buf[:1][0] {
+			t.Fatalf("AppendEncrypt(buf[:0]) = %d bytes, %v; want them in buf, %d bytes of capacity", len(out), err, cap(buf))
+		}
+	}
+
+	// Errors leave dst as it was; a body with nothing to encrypt is copied.
+	dst := []byte("kept")
+	if out, err := p.AppendEncrypt(ctx, dst, []byte(`{"login": 1}`)); !errors.Is(err, ErrNotString) || string(out) != "kept" {
+		t.Errorf("AppendEncrypt(non-string) = %q, %v; want dst unchanged and ErrNotString", out, err)
+	}
+	if out, err := p.AppendEncrypt(ctx, dst, []byte(`{"id": 1}`)); err != nil || string(out) != `kept{"id": 1}` {
+		t.Errorf("AppendEncrypt(nothing designated) = %q, %v; want the body appended", out, err)
+	}
+}
+
+// must returns v, and panics on err: for a value the test cannot go without.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func TestPayloadDesignates(t *testing.T) {
 	p, err := NewPayload(nil, "/*", "!/id_connector", "/fields/*/value", "!/fields/2/value", "/a~1b/~0")
 	if err != nil {

@@ -104,12 +104,18 @@ func BenchmarkBody(b *testing.B) {
 	dec := jsontext.NewDecoder(&buf)
 	for _, c := range bodyCases(b) {
 		b.Run(c.name, func(b *testing.B) {
+			var out []byte // reused by SDKAppend
 			for _, v := range ordered([]struct {
 				name string
 				run  func() error
 			}{
 				{"SDK", func() error {
 					_, err := c.p.Encrypt(ctx, c.body)
+					return err
+				}},
+				{"SDKAppend", func() error {
+					var err error
+					out, err = c.p.AppendEncrypt(ctx, out[:0], c.body)
 					return err
 				}},
 				{"SDKWalk", func() error {
