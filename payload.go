@@ -330,9 +330,9 @@ func (p *Payload) encryptParts(ctx context.Context, body []byte) ([][]byte, stri
 // minConcurrent is the fewest values of one body encrypted concurrently.
 // With 2 values, two goroutines took as long as one on a 2-vCPU machine
 // (waking the second core cost what it saved). With 4 values, bench/'s
-// BenchmarkConcurrency measures one Encrypt at 0.85× the time of four
+// BenchmarkConcurrency measures one Encrypt at 0.83× the time of four
 // one-value Encrypts with 2048-bit keys (bare RSA on the same goroutines:
-// 0.71×) and 0.62× with 4096-bit keys (0.64×). More idle cores gain more.
+// 0.72×) and 0.60× with 4096-bit keys (0.59×). More idle cores gain more.
 const minConcurrent = 3
 
 // encryptAll encrypts the values of found with ke: one after the other when
