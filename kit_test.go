@@ -12,35 +12,23 @@ import (
 	"github.com/credseal/e2ee/powens"
 )
 
-// TestIntegrationRotationAndOutage runs the whole integration, KeyFetcher,
-// powens routes and Transport with KeyRejected, against an e2eetest stand-in
+// TestIntegrationRotationAndOutage runs the whole integration, as
+// powens.NewClient puts it together (KeyFetcher, routes and Transport with
+// KeyRejected), against an e2eetest stand-in
 // through a key outage, two rotations and a hanging key endpoint.
 func TestIntegrationRotationAndOutage(t *testing.T) {
 	api := e2eetest.NewServer()
 	defer api.Close()
 	api.RejectRetiredKeys(http.StatusBadRequest, `{"code":"badKey"}`)
 
-	keyURL, err := powens.KeyURL("acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{
-		HTTPClient:         api.Client(),
-		MinRefreshInterval: time.Nanosecond,
+	client, err := powens.NewClient("acme", &powens.Options{
+		HTTPClient:  api.Client(),
+		Fetcher:     &e2ee.FetcherConfig{MinRefreshInterval: time.Nanosecond},
+		KeyRejected: func(r *http.Response) bool { return r.StatusCode == http.StatusBadRequest },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer keys.Close()
-	routes, err := powens.Routes("acme", e2ee.NewEncryptor(keys))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Transport: &e2ee.Transport{
-		Base:        api.Transport(),
-		Routes:      routes,
-		KeyRejected: func(r *http.Response) bool { return r.StatusCode == http.StatusBadRequest },
-	}}
 	post := func(ctx context.Context, otp string) int {
 		t.Helper()
 		req, err := http.NewRequestWithContext(ctx, "POST", "https://acme.biapi.pro/2.0/users/me/connections/7",

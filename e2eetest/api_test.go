@@ -10,11 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/credseal/e2ee"
 	"github.com/credseal/e2ee/internal/fixture"
-	"github.com/credseal/e2ee/powens"
 )
 
 // connectionBody is a connection-creation body in cleartext.
@@ -22,17 +20,7 @@ const connectionBody = `{"id_connector":40,"login":"john.doe","password":"hunter
 
 func TestEndToEnd(t *testing.T) {
 	srv := newServer(t)
-	keyURL := must(powens.KeyURL("acme"))
-	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer keys.Close()
-	routes, err := powens.Routes("acme", e2ee.NewEncryptor(keys))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Transport: &e2ee.Transport{Base: srv.Transport(), Routes: routes}}
+	client := newClient(t, srv, nil)
 
 	for i, tt := range []struct {
 		name, path, body string
@@ -297,21 +285,7 @@ func TestKeyRejection(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newServer(t)
-			keys, err := e2ee.NewKeyFetcher(srv.URL, &e2ee.FetcherConfig{
-				HTTPClient:         srv.Client(),
-				MinRefreshInterval: time.Nanosecond,
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer keys.Close()
-			routes, err := powens.Routes("acme", e2ee.NewEncryptor(keys))
-			if err != nil {
-				t.Fatal(err)
-			}
-			client := &http.Client{Transport: &e2ee.Transport{
-				Base: srv.Transport(), Routes: routes, KeyRejected: tt.keyRejected,
-			}}
+			client := newClient(t, srv, tt.keyRejected)
 			post := func() (*http.Response, string) {
 				return do(t, client, http.MethodPost, "https://acme.biapi.pro/2.0/users/me/connections", connectionBody, nil)
 			}

@@ -14,9 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/credseal/e2ee"
-	"github.com/credseal/e2ee/powens"
 )
 
 func TestClientReachesAnyHost(t *testing.T) {
@@ -128,16 +125,7 @@ func TestTLSVerified(t *testing.T) {
 
 func TestConcurrent(t *testing.T) {
 	srv := newServer(t)
-	keys, err := e2ee.NewKeyFetcher(srv.URL, &e2ee.FetcherConfig{HTTPClient: srv.Client()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer keys.Close()
-	routes, err := powens.Routes("acme", e2ee.NewEncryptor(keys))
-	if err != nil {
-		t.Fatal(err)
-	}
-	client := &http.Client{Transport: &e2ee.Transport{Base: srv.Transport(), Routes: routes}}
+	client := newClient(t, srv, nil)
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {

@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/credseal/e2ee"
 	"github.com/credseal/e2ee/internal/fixture"
+	"github.com/credseal/e2ee/powens"
 )
 
 // newServer returns a Server closed when the test ends.
@@ -79,4 +81,21 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// newClient returns the integration a test of the kit stands in for: a
+// powens client for the domain acme whose requests, key fetches included,
+// reach srv. Its key fetcher may refresh at any time, so that a rotation
+// shows at once.
+func newClient(t *testing.T, srv *Server, keyRejected func(*http.Response) bool) *http.Client {
+	t.Helper()
+	client, err := powens.NewClient("acme", &powens.Options{
+		HTTPClient:  srv.Client(),
+		Fetcher:     &e2ee.FetcherConfig{MinRefreshInterval: time.Nanosecond},
+		KeyRejected: keyRejected,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
