@@ -79,7 +79,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rec.Body = body
 	var opened *openResult
 	var reply *answer
-	var handler http.Handler // what Handle set for r, if anything
+	var handler http.Handler       // what Handle set for r, if anything
+	designated := designationOf(r) // nil unless r is an end-to-end encrypted request
 	switch {
 	case err != nil:
 		rec.Err = fmt.Errorf("e2eetest: reading the body: %w", err)
@@ -90,10 +91,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		reply = errorAnswer(http.StatusRequestEntityTooLarge, rec.Err)
 	case len(body) > 0:
 		if opened, err = s.open(body); err != nil {
-			rec.Err = err // not JSON: recorded, and answered as usual
+			rec.Err = err // not JSON: recorded; refused on an encrypted endpoint in strict mode
 		} else {
 			rec.Opened, rec.Decrypted, rec.KeyIDs, rec.Err = opened.text, opened.fields, opened.kids, opened.err
-			rec.Cleartext = cleartext(r, body)
+			if designated != nil {
+				rec.Cleartext = cleartext(designated, body)
+			}
 		}
 	}
 
@@ -103,6 +106,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case len(rec.Cleartext) > 0 && !s.lenient:
 		rec.Err = cleartextError(rec.Cleartext)
 		reply = errorAnswer(http.StatusBadRequest, rec.Err)
+	case designated != nil && len(body) > 0 && opened == nil && !s.lenient:
+		reply = errorAnswer(http.StatusBadRequest, rec.Err) // not JSON: credentials cannot be in it encrypted
 	case s.reject != nil && opened != nil && s.retired(opened.kids):
 		reply = s.reject
 	case opened != nil && opened.err != nil:

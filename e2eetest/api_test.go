@@ -218,15 +218,30 @@ func TestStandIn(t *testing.T) {
 			},
 		},
 		{
-			name: "not JSON", method: "POST",
+			name: "form on an encrypted endpoint refused in strict mode", method: "POST",
 			body:       func(*testing.T, *Server) string { return "login=john&password=hunter2" },
-			wantStatus: 200, wantBody: "{}",
+			wantStatus: 400, wantType: "application/json",
 			check: func(t *testing.T, r Request) {
 				if r.Err == nil || strings.Contains(r.Err.Error(), "hunter2") || r.Opened != "" ||
 					string(r.Body) != "login=john&password=hunter2" {
 					t.Errorf("recorded Err %v, Opened %q, Body %q", r.Err, r.Opened, r.Body)
 				}
 			},
+		},
+		{
+			name: "form taken with strict mode off", setup: func(s *Server) { s.Strict(false) }, method: "POST",
+			body:       func(*testing.T, *Server) string { return "login=john&password=hunter2" },
+			wantStatus: 200, wantBody: "{}",
+			check: func(t *testing.T, r Request) {
+				if r.Err == nil || !strings.Contains(r.Err.Error(), "not valid JSON") {
+					t.Errorf("recorded Err %v; want the body recorded as not JSON", r.Err)
+				}
+			},
+		},
+		{
+			name: "form taken outside the encrypted endpoints", method: "POST", path: "/2.0/users/me/accounts",
+			body:       func(*testing.T, *Server) string { return "login=john&password=hunter2" },
+			wantStatus: 200, wantBody: "{}",
 		},
 		{
 			name: "too large", method: "POST",

@@ -40,7 +40,9 @@ func (designation) ServeHTTP(http.ResponseWriter, *http.Request) {}
 // of the API's end-to-end encrypted endpoints (those of package powens,
 // whatever the host) whose body has a designated value that is not a JWE,
 // as the API would; [Request.Cleartext] lists their JSON Pointers and
-// [Request.Err] wraps [e2ee.ErrCleartext]. So a test whose code sends a
+// [Request.Err] wraps [e2ee.ErrCleartext]. A body there that is not JSON (a
+// form, say) is refused with 400 too, since the API takes its credentials
+// encrypted in JSON only. So a test whose code sends a
 // credential in cleartext fails even if it never looks at
 // [Request.Decrypted]. Turn it off to test code that must send cleartext.
 func (s *Server) Strict(on bool) {
@@ -49,16 +51,21 @@ func (s *Server) Strict(on bool) {
 	s.lenient = !on
 }
 
-// cleartext returns the JSON Pointers of the designated values of body that
-// are not JWEs, when r is one of the API's end-to-end encrypted requests, or
-// nil. body is valid JSON. A designated null is not a credential.
-func cleartext(r *http.Request, body []byte) []string {
+// designationOf returns the Payload that designates the credentials of r,
+// when r is one of the API's end-to-end encrypted requests, or nil.
+func designationOf(r *http.Request) *e2ee.Payload {
 	p := path.Clean("/" + strings.ToLower(r.URL.Path)) // as e2ee.Transport matches paths
 	h, pattern := encryptedEndpoints().Handler(&http.Request{Method: r.Method, URL: &url.URL{Path: p}})
-	d, ok := h.(designation)
-	if pattern == "" || !ok {
-		return nil
+	if d, ok := h.(designation); ok && pattern != "" {
+		return d.Payload
 	}
+	return nil
+}
+
+// cleartext returns the JSON Pointers of the values of body that d
+// designates and that are not JWEs. body is valid JSON. A designated null
+// is not a credential.
+func cleartext(d *e2ee.Payload, body []byte) []string {
 	var found []string
 	jsonwalk.Walk(body, func(v jsonwalk.Value) { // body is valid JSON: open read it
 		if v.Kind == 'n' || !d.Designates(v.Pointer) {
