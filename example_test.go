@@ -98,7 +98,7 @@ func ExamplePayload() {
 	fmt.Println(p.Check(out))
 	fmt.Println(strings.HasPrefix(string(out), `{"id_connector": 40, "login": "eyJ`))
 	// Output:
-	// e2ee: designated value in cleartext: /login, /password
+	// e2ee: designated value in cleartext: /*, /*
 	// <nil>
 	// true
 }

@@ -32,6 +32,24 @@ var ErrCleartext = errors.New("e2ee: designated value in cleartext")
 // not JSON.
 var ErrNotJSON = errors.New("e2ee: body is not JSON")
 
+// ErrAlreadyEncrypted indicates that a designated value was a JWE before a
+// [Transport] encrypted the body. A JWE is as good as the credential it
+// holds: someone who can read an intermediary's log could paste a victim's
+// JWEs into their own form, and a backend passing them on would have the API
+// decrypt the victim's credentials for them. It occurs on an encrypting
+// route unless [Route.AllowJWE] is set; [Payload.Encrypt] itself leaves
+// JWEs as they are.
+var ErrAlreadyEncrypted = errors.New("e2ee: designated value already encrypted")
+
+// ErrBodyShape indicates a JSON body that cannot hold its designated values
+// where its patterns look for them. It occurs when the body's root is a
+// string, number, boolean or null (a body stringified twice is a JSON
+// string whose credentials no pattern reaches), when a value that a pattern
+// goes through (the "fields" of "/fields/*") is a string, number or
+// boolean, and, for a Payload of [Payload.ObjectsOnly], when either is an
+// array.
+var ErrBodyShape = errors.New("e2ee: body is not shaped as its field patterns expect")
+
 // ErrTooManyValues indicates a body that designates more values than a
 // [Payload] encrypts or checks in one body (see [Payload.WithMaxValues]).
 // Each value costs an RSA encryption, so the bound keeps the work of one
@@ -61,11 +79,17 @@ const DefaultMaxValues = 256
 // most [DefaultMaxValues] values, or the bound that [Payload.WithMaxValues]
 // sets.
 //
+// A body must hold its values where the patterns look for them: its root is
+// an object or an array, and so is every value that a pattern goes through
+// (null there counts as absent). A body whose root is a string (stringified
+// twice), a number, a boolean or null is refused with [ErrBodyShape], and so
+// is "fields": "{...}" for "/fields/*": otherwise a credential inside it
+// would pass unseen.
+//
 // Errors name designated values by their JSON Pointer. Member names come
-// from the body, and a body built by templating without escaping can turn
-// part of a credential into one, so a pointer shows a member name only when
-// a pattern names it literally or it looks like an identifier (at most 64
-// letters, digits, "_", "-" and "."); other names show as "*".
+// from the body, and most passwords look like member names, so a pointer
+// shows a member name only when a pattern names it literally (as "/login"
+// or "!/id_connector" do); other names show as "*".
 //
 // A Payload is safe for concurrent use by multiple goroutines.
 type Payload struct {
@@ -77,6 +101,8 @@ type Payload struct {
 	// maxValues bounds the designated values of one body; 0 means
 	// DefaultMaxValues.
 	maxValues int
+	// objectsOnly refuses arrays where patterns go (see ObjectsOnly).
+	objectsOnly bool
 }
 
 // pattern is one compiled field pattern.
@@ -129,6 +155,16 @@ func (p *Payload) WithMaxValues(n int) *Payload {
 	return &q
 }
 
+// ObjectsOnly returns a copy of p that refuses, with [ErrBodyShape], a body
+// whose root, or a value that a pattern goes through, is an array: for an
+// API whose bodies are objects all the way to their designated values, so
+// that "*" reads as "any member", never "any element".
+func (p *Payload) ObjectsOnly() *Payload {
+	q := *p
+	q.objectsOnly = true
+	return &q
+}
+
 func (p *Payload) maxValueCount() int {
 	if p.maxValues > 0 {
 		return p.maxValues
@@ -159,6 +195,11 @@ func (p *Payload) Designates(pointer string) bool {
 		}
 		toks = append(toks, name)
 	}
+	return p.designates(toks)
+}
+
+// designates reports whether p designates the value whose path is toks.
+func (p *Payload) designates(toks []string) bool {
 	included := false
 	for _, pat := range p.patterns {
 		if len(pat.segs) != len(toks) || !pat.matchTokens(toks) {
@@ -170,6 +211,38 @@ func (p *Payload) Designates(pointer string) bool {
 		included = true
 	}
 	return included
+}
+
+// reachesParam reports whether p designates the query parameter name, or
+// goes through it to designate a value below it: name read as a top-level
+// member ("password"), in lower case, and as the path its brackets or dots
+// write ("fields[website]", "fields.website").
+func (p *Payload) reachesParam(name string) bool {
+	readings := [][]string{{name}, {strings.ToLower(name)}}
+	if strings.ContainsAny(name, "[.") {
+		var toks []string
+		for tok := range strings.FieldsFuncSeq(name, func(r rune) bool { return r == '[' || r == ']' || r == '.' }) {
+			toks = append(toks, tok)
+		}
+		if strings.HasSuffix(name, "[]") {
+			toks = append(toks, "0")
+		}
+		if len(toks) > 0 {
+			readings = append(readings, toks)
+		}
+	}
+	for _, toks := range readings {
+		if p.designates(toks) {
+			return true
+		}
+		for _, pat := range p.patterns {
+			if prefix := (pattern{segs: pat.segs[:min(len(toks), len(pat.segs))]}); !pat.exclude &&
+				len(pat.segs) > len(toks) && prefix.matchTokens(toks) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // matchTokens reports whether every segment of pat matches the token at its
@@ -252,7 +325,7 @@ func unescapeToken(tok string) (string, error) {
 // nothing needs encrypting, Encrypt returns body itself and asks the key
 // source nothing; body is never modified.
 func (p *Payload) Encrypt(ctx context.Context, body []byte) ([]byte, error) {
-	out, _, err := p.encrypt(ctx, body)
+	out, _, err := p.encrypt(ctx, body, true)
 	return out, err
 }
 
@@ -263,7 +336,7 @@ func (p *Payload) Encrypt(ctx context.Context, body []byte) ([]byte, error) {
 // rewritten body costs no allocation once the buffer is large enough. dst
 // and body must not overlap.
 func (p *Payload) AppendEncrypt(ctx context.Context, dst, body []byte) ([]byte, error) {
-	parts, _, err := p.encryptParts(ctx, body)
+	parts, _, err := p.encryptParts(ctx, body, true)
 	if err != nil {
 		return dst, err
 	}
@@ -279,9 +352,10 @@ func (p *Payload) AppendEncrypt(ctx context.Context, dst, body []byte) ([]byte, 
 }
 
 // encrypt is Encrypt, also returning the kid of the key used ("" when nothing
-// was encrypted).
-func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, error) {
-	parts, kid, err := p.encryptParts(ctx, body)
+// was encrypted). Unless allowJWE, a designated value that is already a JWE
+// is an error.
+func (p *Payload) encrypt(ctx context.Context, body []byte, allowJWE bool) ([]byte, string, error) {
+	parts, kid, err := p.encryptParts(ctx, body, allowJWE)
 	switch {
 	case err != nil:
 		return nil, "", err
@@ -296,11 +370,16 @@ func (p *Payload) encrypt(ctx context.Context, body []byte) ([]byte, string, err
 // encryptParts returns the parts of the encrypted body, in order: the body's
 // bytes between the designated values, and each value's JWE, quoted. It
 // returns body alone, and no kid, when nothing needs encrypting.
-func (p *Payload) encryptParts(ctx context.Context, body []byte) ([][]byte, string, error) {
+func (p *Payload) encryptParts(ctx context.Context, body []byte, allowJWE bool) ([][]byte, string, error) {
 	w := p.walk(body, false, nil)
 	defer w.release()
 	if w.err != nil {
 		return nil, "", w.err
+	}
+	if w.jwe != "" && !allowJWE {
+		return nil, "", fmt.Errorf("%w: %s: a JWE is as good as the credential it holds, and one copied "+
+			"from a log would be replayed (a route lets JWEs through with AllowJWE, for a user interface "+
+			"that encrypts values itself)", ErrAlreadyEncrypted, w.jwe)
 	}
 	if len(w.found) == 0 {
 		return [][]byte{body}, "", nil
@@ -436,6 +515,7 @@ type walker struct {
 
 	found     []found  // designated strings to encrypt, in body order
 	cleartext []string // with check: pointers of designated values in cleartext
+	jwe       string   // without check: the pointer of the first designated JWE
 	err       error
 }
 
@@ -491,7 +571,7 @@ func (w *walker) release() {
 		}
 	}
 	w.found = w.found[:0]
-	w.cleartext = nil
+	w.cleartext, w.jwe = nil, ""
 	clear(w.name)
 	w.p, w.body, w.key, w.err = nil, nil, nil, nil
 	w.buf = bytes.Buffer{}
@@ -523,8 +603,10 @@ func (w *walker) value(depth, lo, hi int) error {
 		return w.designated(kind)
 	case descend && kind == '{':
 		return w.object(depth, lo, hi)
-	case descend && kind == '[':
+	case descend && kind == '[' && !w.p.objectsOnly:
 		return w.array(depth, lo, hi)
+	case descend && (kind != 'n' || depth == 0):
+		return w.shapeError(kind, depth)
 	default:
 		if err := w.dec.SkipValue(); err != nil {
 			return syntaxError(err, "")
@@ -532,6 +614,37 @@ func (w *walker) value(depth, lo, hi int) error {
 		return nil
 	}
 }
+
+// shapeError is the error of a value of kind, at depth, that patterns go
+// through but that cannot hold their values.
+func (w *walker) shapeError(kind jsontext.Kind, depth int) error {
+	if err := w.dec.SkipValue(); err != nil {
+		return syntaxError(err, "")
+	}
+	what, want := "the body", "an object or an array"
+	if depth > 0 {
+		what = w.pointer()
+	}
+	if w.p.objectsOnly {
+		want = "an object"
+	}
+	if kind == '"' {
+		if depth == 0 {
+			what = "the body is a JSON string"
+		} else {
+			what += " is a string"
+		}
+		return shapeError(fmt.Sprintf("%s, not %s: was it stringified twice?", what, want))
+	}
+	return shapeError(fmt.Sprintf("%s is %s, not %s", what, kindName(kind), want))
+}
+
+// shapeError is the error of a body that is not shaped as its patterns
+// expect: its message, wrapping ErrBodyShape.
+type shapeError string
+
+func (e shapeError) Error() string { return "e2ee: " + string(e) }
+func (e shapeError) Unwrap() error { return ErrBodyShape }
 
 func (w *walker) designated(kind jsontext.Kind) error {
 	if w.count++; w.count > w.p.maxValueCount() {
@@ -564,6 +677,9 @@ func (w *walker) designated(kind jsontext.Kind) error {
 	}
 	if bytes.Count(plain, []byte{'.'}) == 4 {
 		if jwe, ok := parseJWE(string(plain)); ok {
+			if !w.check && w.jwe == "" {
+				w.jwe = w.pointer()
+			}
 			if w.key == nil || jwe.madeWith(w.key) {
 				return nil
 			}
@@ -638,15 +754,15 @@ func (w *walker) child(depth, lo, hi int, match func(segment) bool) error {
 }
 
 // pointer returns the JSON Pointer of the value just read, each member name
-// in it shown only when a pattern names it literally at that depth or it
-// looks like an identifier (see identifierLike), and as "*" otherwise.
+// in it shown only when a pattern names it literally at that depth, and as
+// "*" otherwise; array indices show as they are.
 func (w *walker) pointer() string {
 	var b strings.Builder
 	depth := 0
 	for tok := range w.dec.StackPointer().Tokens() {
 		b.WriteByte('/')
 		switch {
-		case identifierLike(tok):
+		case w.inArray(depth) && isIndex(tok):
 			b.WriteString(tok)
 		case w.p.literalAt(depth, tok) && printable(tok):
 			b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(tok))
@@ -658,19 +774,16 @@ func (w *walker) pointer() string {
 	return b.String()
 }
 
-// identifierLike reports whether name is 1 to 64 ASCII letters, digits,
-// "_", "-" and ".": a member name fit to show in an error.
-func identifierLike(name string) bool {
-	if name == "" || len(name) > 64 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '_' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
+// inArray reports whether the token at depth of the decoder's stack pointer
+// is an array index.
+func (w *walker) inArray(depth int) bool {
+	kind, _ := w.dec.StackIndex(depth + 1)
+	return kind == '['
+}
+
+// isIndex reports whether tok is an array index: decimal digits.
+func isIndex(tok string) bool {
+	return tok != "" && strings.Trim(tok, "0123456789") == ""
 }
 
 // printable reports whether s has no control or other non-printing character.
@@ -688,6 +801,10 @@ func kindName(k jsontext.Kind) string {
 		return "an object"
 	case '[':
 		return "an array"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
 	}
 	return "not a string"
 }

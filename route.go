@@ -1,6 +1,7 @@
 package e2ee
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode"
 
 	"golang.org/x/net/idna"
 )
@@ -17,9 +19,17 @@ import (
 // Route designates the requests whose bodies a [Transport] encrypts or checks.
 type Route struct {
 	// Pattern is a net/http.ServeMux pattern: method, optional host, path,
-	// as in "POST /2.0/users/{user}/connections" or
-	// "POST acme.biapi.pro/2.0/payments/{payment}". Without a method it
+	// as in "POST /users/{user}/connections" or
+	// "POST acme.biapi.pro/payments/{payment}". Without a method it
 	// matches every method; without a host, every host.
+	//
+	// The path names a resource: a request whose path ends with it, at a
+	// segment boundary, is the route's request whatever comes before it (a
+	// gateway's prefix, an API version, none), so "/users/{user}/connections"
+	// matches "/2.0/users/me/connections" and
+	// "/powens/3.0/users/me/connections" alike. A route that names a host
+	// takes the requests to that host; a request on its resource to a host
+	// that no route names is refused (see [Transport]).
 	//
 	// A pattern that could not match as written is refused (see
 	// [Transport.Validate]): a method that is not an upper-case HTTP
@@ -32,6 +42,9 @@ type Route struct {
 	// Letter case does not matter in the path.
 	Pattern string
 	// Payload names the fields to encrypt (or, with VerifyOnly, to check).
+	// Its patterns designate query parameters too: a parameter whose name,
+	// as a top-level member, Payload designates is refused, unless
+	// AllowQuery lists it.
 	Payload *Payload
 	// VerifyOnly checks bodies with Payload.Check instead of encrypting
 	// them: for services that relay bodies a user interface already
@@ -41,6 +54,37 @@ type Route struct {
 	// its modulus, is refused as well: a string shaped like a JWE is not
 	// proof of encryption.
 	VerifyOnly bool
+	// AllowJWE lets a designated value that is already a JWE through an
+	// encrypting route as it is, for a flow where the user interface
+	// encrypts some values and the backend the others. By default such a
+	// request is refused: a JWE is as good as the credential it holds, and
+	// one lifted from a log and pasted into a form would otherwise be
+	// replayed by the backend.
+	AllowJWE bool
+	// AllowQuery lists the query parameters that may be sent although
+	// Payload designates their names: documented parameters that carry no
+	// credential, such as "source".
+	AllowQuery []string
+	// Variant, when set, makes the route apply only to requests whose
+	// context names it (see [WithVariant]), and to those before the routes
+	// without a Variant: for a request that the same resource takes in
+	// another form, chosen explicitly per request, never from its body.
+	Variant string
+}
+
+// WithVariant returns a copy of ctx under which a request matches the
+// routes whose Variant is variant, before any other: see [Route.Variant].
+// Requests that none of those routes match are matched as usual.
+func WithVariant(ctx context.Context, variant string) context.Context {
+	return context.WithValue(ctx, variantKey{}, variant)
+}
+
+type variantKey struct{}
+
+// variantOf returns the variant that ctx names, or "".
+func variantOf(ctx context.Context) string {
+	v, _ := ctx.Value(variantKey{}).(string)
+	return v
 }
 
 // methods are the request methods that a route pattern may name.
@@ -157,26 +201,29 @@ func isASCII(s string) bool {
 	return true
 }
 
-// A router matches requests against the routes of a Transport.
+// A router matches requests against the routes of a Transport, by
+// resource: a request matches a route when its path ends, at a segment
+// boundary, with the route's path, whatever comes before it (a gateway's
+// prefix, another API version, none).
 //
-// Besides the routes themselves, it keeps their patterns without hosts, so
-// that a request to a host that no route names, on a route's method and
-// path, is recognized: that is a client sending to another tenant or
-// environment than it was set up for, and the Transport refuses it.
+// Besides the routes themselves, it keeps those that name a host apart, so
+// that a request on one of their resources to a host that no route names is
+// recognized: that is a client sending to another tenant or environment
+// than it was set up for, or through a gateway it was not told of, and the
+// Transport refuses it.
 type router struct {
-	mux    *http.ServeMux
-	routes map[string]*Route // by pattern registered in mux
-	guards []patternSet      // the host-naming routes, without their hosts
+	routes []matcher // in the order of Transport.Routes
 }
 
-// patternSet is a ServeMux of patterns that do not conflict, and their routes.
-type patternSet struct {
-	mux    *http.ServeMux
-	routes map[string]*Route // by pattern registered in mux
-}
-
-func newPatternSet() patternSet {
-	return patternSet{mux: http.NewServeMux(), routes: make(map[string]*Route)}
+// matcher is a route, read for matching.
+type matcher struct {
+	route   *Route
+	method  string   // "" for every method
+	host    string   // "" for every host
+	segs    []string // the path's segments: literals, or "" for a {name} wildcard
+	wild    []bool   // wild[i]: segs[i] is a {name} wildcard
+	rest    bool     // the path ends with {name...} or "/": any segments may follow
+	variant string
 }
 
 // newRouter checks routes and returns their router.
@@ -184,56 +231,60 @@ func newRouter(routes []Route) (*router, error) {
 	if len(routes) == 0 {
 		return nil, errors.New("e2ee: Transport has no routes")
 	}
-	set := newPatternSet()
-	rt := &router{mux: set.mux, routes: set.routes}
+	rt := &router{}
+	muxes := make(map[string]*http.ServeMux) // by variant, to find conflicts
 	for i := range routes {
-		if err := rt.add(&routes[i]); err != nil {
-			return nil, fmt.Errorf("e2ee: Transport route %q: %w", routes[i].Pattern, err)
+		r := &routes[i]
+		m, err := newMatcher(r, muxes)
+		if err != nil {
+			return nil, fmt.Errorf("e2ee: Transport route %q: %w", r.Pattern, err)
 		}
+		rt.routes = append(rt.routes, m)
 	}
 	return rt, nil
 }
 
-func (rt *router) add(r *Route) error {
+func newMatcher(r *Route, muxes map[string]*http.ServeMux) (matcher, error) {
 	switch {
 	case r.Payload == nil:
-		return errors.New("no Payload")
+		return matcher{}, errors.New("no Payload")
 	case !r.VerifyOnly && r.Payload.enc == nil:
-		return errors.New("Payload has no Encryptor")
+		return matcher{}, errors.New("Payload has no Encryptor")
 	}
 	p, err := parsePattern(r.Pattern)
 	if err != nil {
-		return err
+		return matcher{}, err
 	}
-	if err := handle(rt.mux, p.mux()); err != nil {
-		return err
+	// A ServeMux checks the pattern's syntax ({name} segments) and finds
+	// another route of the same variant with the same pattern.
+	mux := muxes[r.Variant]
+	if mux == nil {
+		mux = http.NewServeMux()
+		muxes[r.Variant] = mux
 	}
-	rt.routes[p.mux()] = r
-	if p.host != "" {
-		p.host = ""
-		rt.guard(p.mux(), r)
+	if err := handle(mux, p.mux()); err != nil {
+		return matcher{}, err
 	}
-	return nil
-}
-
-// guard adds pattern, a route's pattern without its host, to the first
-// guard set where it conflicts with no other (patterns of several hosts
-// may), and to a new set when there is none.
-func (rt *router) guard(pattern string, r *Route) {
-	for _, g := range rt.guards {
-		if _, ok := g.routes[pattern]; ok {
-			return // another host's route has the same method and path
+	m := matcher{route: r, method: p.method, host: p.host, variant: r.Variant}
+	segs := strings.Split(p.path[1:], "/")
+	switch last := segs[len(segs)-1]; {
+	case last == "": // "/a/" matches "/a/" and every path below it
+		m.rest, segs = true, segs[:len(segs)-1]
+	case last == "{$}": // "/a/{$}" matches "/a/" alone
+		segs[len(segs)-1] = ""
+	case strings.HasPrefix(last, "{") && strings.HasSuffix(last, "...}"):
+		m.rest, segs = true, segs[:len(segs)-1]
+	}
+	for _, s := range segs {
+		wild := len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}'
+		if wild {
+			s = ""
+		} else {
+			s = unescapeOr(s)
 		}
-		if handle(g.mux, pattern) == nil {
-			g.routes[pattern] = r
-			return
-		}
+		m.segs, m.wild = append(m.segs, s), append(m.wild, wild)
 	}
-	g := newPatternSet()
-	if handle(g.mux, pattern) == nil { // a new mux has nothing to conflict with
-		g.routes[pattern] = r
-	}
-	rt.guards = append(rt.guards, g)
+	return m, nil
 }
 
 // handle registers pattern in mux, returning the mux's panic (an invalid or
@@ -248,15 +299,51 @@ func handle(mux *http.ServeMux, pattern string) (err error) {
 	return nil
 }
 
+// matchMethod reports whether m takes requests of method (in upper case):
+// a GET route takes HEAD too, as a ServeMux's does.
+func (m *matcher) matchMethod(method string) bool {
+	return m.method == "" || m.method == method || m.method == "GET" && method == "HEAD"
+}
+
+// matchPath reports how many of segs, from the end, m's path matches, or 0
+// when it does not match. A path without {name...} must match the last
+// segments; one with it, segments anywhere, followed by any others.
+func (m *matcher) matchPath(segs []string) int {
+	k := len(m.segs)
+	if !m.rest {
+		if len(segs) < k || !m.matchAt(segs[len(segs)-k:]) {
+			return 0
+		}
+		return k + 1
+	}
+	for i := 0; i+k <= len(segs); i++ { // the first start is the longest match
+		if m.matchAt(segs[i : i+k]) {
+			return len(segs) - i + 1
+		}
+	}
+	return 0
+}
+
+// matchAt reports whether segs, as many as m's, match them one by one.
+func (m *matcher) matchAt(segs []string) bool {
+	for i, s := range segs {
+		if m.wild[i] && s == "" || !m.wild[i] && s != m.segs[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // route returns the route that req matches, directly or as a redirect hop of
 // a request that matched one. Failing that, it returns as foreign a route
-// whose method and path req matches on a host that no route names.
+// that names a host and whose resource req is on, on a host no route names.
 func (rt *router) route(req *http.Request) (route, foreign *Route) {
+	variant := variantOf(req.Context())
 	var first readings
 	for r, hop := req, 0; r != nil; hop++ {
 		rd := read(r)
-		if route := rt.match(rd); route != nil {
-			return route, nil
+		if m := rt.match(rd, variant, true); m != nil {
+			return m.route, nil
 		}
 		if hop == 0 {
 			first = rd
@@ -266,35 +353,52 @@ func (rt *router) route(req *http.Request) (route, foreign *Route) {
 		}
 		r = r.Response.Request
 	}
-	for _, g := range rt.guards {
-		if foreign := g.match(first, []string{""}); foreign != nil {
-			return nil, foreign
-		}
+	if m := rt.match(first, variant, false); m != nil {
+		return nil, m.route
 	}
 	return nil, nil
 }
 
-func (rt *router) match(rd readings) *Route {
-	return patternSet{rt.mux, rt.routes}.match(rd, rd.hosts)
-}
-
-// match returns the route of the first reading, with one of hosts, that
-// matches a pattern of s.
-func (s patternSet) match(rd readings, hosts []string) *Route {
+// match returns the matcher of the route that rd matches: the route of the
+// request's variant, if one matches, before the routes of none; then the
+// first reading that matches any, and in it the route that matches the
+// longest part of the path, a route that names a host before one that does
+// not, one that names a method before one that does not, and then the
+// first. Without byHost, it matches the routes that name a
+// host, whatever the request's host.
+func (rt *router) match(rd readings, variant string, byHost bool) *matcher {
 	if rd.paths == nil {
 		return nil
 	}
-	probe := &http.Request{Method: rd.method, URL: &url.URL{}}
-	for _, host := range hosts {
-		probe.Host = host
-		for _, p := range rd.paths {
-			*probe.URL = url.URL{Path: p}
-			if p == rd.raw {
-				probe.URL.Path, probe.URL.RawPath = unescapeOr(p), p
+	for _, v := range []string{variant, ""} {
+		for _, segs := range rd.paths {
+			var best *matcher
+			bestScore := 0
+			for i := range rt.routes {
+				m := &rt.routes[i]
+				if m.variant != v || !m.matchMethod(rd.method) {
+					continue
+				}
+				if byHost && m.host != "" && !slices.Contains(rd.hosts, m.host) || !byHost && m.host == "" {
+					continue
+				}
+				score := m.matchPath(segs) * 4
+				if score > 0 && m.host != "" {
+					score += 2
+				}
+				if score > 0 && m.method != "" {
+					score++
+				}
+				if score > bestScore {
+					best, bestScore = m, score
+				}
 			}
-			if _, pattern := s.mux.Handler(probe); s.routes[pattern] != nil {
-				return s.routes[pattern]
+			if best != nil {
+				return best
 			}
+		}
+		if v == "" {
+			break
 		}
 	}
 	return nil
@@ -309,16 +413,18 @@ func (s patternSet) match(rd readings, hosts []string) *Route {
 // dot, in lower case, and, when they have non-ASCII letters, mapped as
 // net/http maps them (IDNA lookup mapping, UTS #46, to dial and verify TLS;
 // Punycode, for the Host header); the method in upper case; the path as
-// sent (an Opaque URL's included), and fully percent-decoded (%2F, %2E and
-// %5C too), with backslashes read as slashes, without ;parameters, cleaned
-// of dot segments, and without trailing slashes, all in lower case.
-// Encrypting a request that did not need it is harmless; sending one that
-// did in cleartext is not.
+// sent (an Opaque URL's included) with each segment percent-decoded, and
+// fully percent-decoded (%2F, %2E and %5C too), with backslashes read as
+// slashes, without ;parameters, cleaned of dot segments and repeated
+// slashes (CONNECT paths too), and without trailing slashes, all in lower
+// case; and each of those with its last segment without trailing dots,
+// white space and control characters, and without a format suffix
+// (".json"). Encrypting a request that did not need it is harmless; sending
+// one that did in cleartext is not.
 type readings struct {
 	method string
-	hosts  []string // "" alone when the request names no host that maps
-	raw    string   // the escaped path as sent, in lower case
-	paths  []string // raw first; nil when the request has no URL
+	hosts  []string   // "" alone when the request names no host that maps
+	paths  [][]string // the path's segments, in lower case; nil when the request has no URL
 }
 
 func read(req *http.Request) readings {
@@ -344,8 +450,7 @@ func read(req *http.Request) readings {
 	if rd.hosts == nil {
 		rd.hosts = []string{""}
 	}
-	rd.raw = strings.ToLower(raw)
-	rd.paths = pathReadings(rd.raw)
+	rd.paths = pathReadings(strings.ToLower(raw))
 	return rd
 }
 
@@ -385,43 +490,65 @@ func hostReadings(host string) []string {
 	return names
 }
 
-// pathReadings returns the ways a server may read the escaped path raw:
-// raw itself, then decoded paths as described on readings.
-func pathReadings(raw string) []string {
-	readings := []string{raw}
-	add := func(p string) {
-		if p != "" && !slices.Contains(readings, p) {
-			readings = append(readings, p)
+// pathReadings returns the ways a server may read the escaped path raw, in
+// lower case, as lists of segments: see readings.
+func pathReadings(raw string) [][]string {
+	var out [][]string
+	add := func(segs []string) {
+		for _, o := range out {
+			if slices.Equal(o, segs) {
+				return
+			}
+		}
+		out = append(out, segs)
+	}
+	split := func(p string) []string {
+		return strings.Split(strings.TrimPrefix(p, "/"), "/")
+	}
+	trimmed := strings.TrimRight(raw, "/")
+	if !strings.ContainsAny(raw, "%;\\") && path.Clean("/"+trimmed) == "/"+strings.TrimPrefix(trimmed, "/") {
+		// Nothing to decode and nothing to clean: the path as sent and
+		// without its trailing slashes.
+		add(split(raw))
+		add(split(trimmed))
+	} else {
+		segs := split(raw)
+		for i, s := range segs {
+			segs[i] = unescapeOr(s)
+		}
+		add(segs) // as a ServeMux reads it: segment by segment
+		decoded := unescapeOr(raw)
+		for range 3 { // %252F and the like: a server may decode more than once
+			next := unescapeOr(decoded)
+			if next == decoded {
+				break
+			}
+			decoded = next
+		}
+		decoded = strings.ToLower(strings.ReplaceAll(decoded, "\\", "/"))
+		noParams := split(decoded)
+		for i, s := range noParams {
+			noParams[i], _, _ = strings.Cut(s, ";")
+		}
+		for _, p := range []string{decoded, "/" + strings.Join(noParams, "/"), raw} {
+			add(split(p))
+			add(split(path.Clean("/" + p)))
+			add(split(strings.TrimRight(p, "/")))
 		}
 	}
-	if !strings.ContainsAny(raw, "%;\\") {
-		// Nothing to decode: the mux itself cleans dot segments and
-		// repeated slashes; only trailing slashes remain to try.
-		add(strings.TrimRight(raw, "/"))
-		return readings
-	}
-	decoded := unescapeOr(raw)
-	for range 3 { // %252F and the like: a server may decode more than once
-		next := unescapeOr(decoded)
-		if next == decoded {
-			break
+	for _, segs := range out {
+		last := segs[len(segs)-1]
+		bare := strings.TrimRightFunc(last, func(r rune) bool {
+			return r == '.' || unicode.IsSpace(r) || unicode.IsControl(r)
+		})
+		if i := strings.IndexByte(bare, '.'); i > 0 {
+			add(append(slices.Clone(segs[:len(segs)-1]), bare[:i])) // a format suffix: "connections.json"
 		}
-		decoded = next
+		if bare != last && bare != "" {
+			add(append(slices.Clone(segs[:len(segs)-1]), bare))
+		}
 	}
-	decoded = strings.ToLower(strings.ReplaceAll(decoded, "\\", "/"))
-	segments := strings.Split(decoded, "/")
-	for i, seg := range segments {
-		segments[i], _, _ = strings.Cut(seg, ";")
-	}
-	for _, p := range []string{decoded, strings.Join(segments, "/")} {
-		add(p)
-		add(path.Clean("/" + p))
-		add(strings.TrimRight(p, "/"))
-	}
-	if trimmed := strings.TrimRight(raw, "/"); trimmed != raw {
-		add(trimmed)
-	}
-	return readings
+	return out
 }
 
 // unescapeOr returns the percent-decoded s, or s when it does not decode.

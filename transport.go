@@ -8,6 +8,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -124,7 +126,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, &notSentError{err: err}
 	}
 	route, foreign := t.router.route(req)
-	if route == nil && foreign == nil || req.Body == nil || req.Body == http.NoBody {
+	if route == nil && foreign == nil {
+		return t.base().RoundTrip(req)
+	}
+	if err := checkQuery(cmp.Or(route, foreign), req.URL); err != nil {
+		closeBody(req)
+		if foreign != nil {
+			return nil, foreignHostError(req, foreign)
+		}
+		return nil, refused(route, err)
+	}
+	if req.Body == nil || req.Body == http.NoBody {
 		return t.base().RoundTrip(req)
 	}
 
@@ -152,7 +164,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.send(withBody(req, body))
 	}
 
-	out, kid, err := route.Payload.encrypt(req.Context(), body)
+	out, kid, err := route.Payload.encrypt(req.Context(), body, route.AllowJWE)
 	if err != nil {
 		return refuse(refused(route, err))
 	}
@@ -166,6 +178,58 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	return t.retryWithNewKey(req, route, body, kid, resp)
+}
+
+// Match returns the route whose request req is, which [Transport.RoundTrip]
+// encrypts or checks, or nil when RoundTrip passes req untouched. It returns
+// the error that RoundTrip would, wrapping [ErrNotSent], when RoundTrip
+// refuses req whatever its body: a configuration error (see
+// [Transport.Validate]), a query parameter that the route designates, or,
+// for a request with a body, a host that no route names on a route's
+// resource. It reads nothing of req's body.
+func (t *Transport) Match(req *http.Request) (*Route, error) {
+	if err := t.Validate(); err != nil {
+		return nil, &notSentError{err: err}
+	}
+	route, foreign := t.router.route(req)
+	switch {
+	case foreign != nil && (checkQuery(foreign, req.URL) != nil || req.Body != nil && req.Body != http.NoBody):
+		return nil, foreignHostError(req, foreign)
+	case route == nil:
+		return nil, nil
+	}
+	if err := checkQuery(route, req.URL); err != nil {
+		return route, refused(route, err)
+	}
+	return route, nil
+}
+
+// checkQuery refuses a query parameter of u that route's Payload designates
+// (see [Route.Payload]), unless the route allows it. A name is read as a
+// top-level member, and, written "a[b]" or "a.b", as a member's member.
+func checkQuery(route *Route, u *url.URL) error {
+	if u == nil || u.RawQuery == "" {
+		return nil
+	}
+	i := 0
+	for part := range strings.FieldsFuncSeq(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+		i++
+		key, _, _ := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(key)
+		if err != nil {
+			name = key
+		}
+		if slices.Contains(route.AllowQuery, name) || !route.Payload.reachesParam(name) {
+			continue
+		}
+		shown := "*"
+		if route.Payload.literalAt(0, name) && printable(name) {
+			shown = quote(name)
+		}
+		return fmt.Errorf("%w: query parameter %d (%s): credentials go in the JSON body, where they are "+
+			"encrypted (list a parameter that carries none in Route.AllowQuery)", ErrCleartext, i, shown)
+	}
+	return nil
 }
 
 // checkContent refuses the headers of a body that cannot be encrypted in
@@ -238,7 +302,7 @@ func (t *Transport) retryWithNewKey(req *http.Request, route *Route, body []byte
 	if err != nil || key == nil || key.ID == kid {
 		return rejected, nil
 	}
-	out, _, err := route.Payload.encrypt(req.Context(), body)
+	out, _, err := route.Payload.encrypt(req.Context(), body, route.AllowJWE)
 	if err != nil {
 		return rejected, nil
 	}
@@ -335,7 +399,8 @@ func foreignHostError(req *http.Request, route *Route) error {
 		host = req.URL.Host
 	}
 	return &notSentError{err: fmt.Errorf("e2ee: %s %s: the host is not that of route %q, nor of any other route: "+
-		"refusing to send (add a route for this host, or send through a client set up for it)",
+		"refusing to send a credential request there (if the host is a gateway to the API, name it in a route, "+
+		"as powens.Options.BaseURL does; otherwise send through a client set up for it)",
 		strings.ToUpper(req.Method), quote(host), route.Pattern)}
 }
 

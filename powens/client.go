@@ -2,16 +2,23 @@ package powens
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 
 	"github.com/credseal/e2ee"
+	"golang.org/x/net/idna"
 )
 
 // Options tunes [NewClient]. A nil *Options, and every zero field, means the
 // default.
 type Options struct {
 	// HTTPClient is the base client: its Transport sends the API requests
-	// (below the encrypting one), and its Jar, Timeout and CheckRedirect
+	// once the encrypting Transport has handled them, so a logging,
+	// tracing or retrying RoundTripper in it sees JWEs only (see
+	// [e2ee.Transport] on placement). Its Jar, Timeout and CheckRedirect
 	// are kept. It also fetches the key, unless Fetcher names a client of
 	// its own. If nil, API requests use http.DefaultTransport and key
 	// fetches the fetcher's own client (see [e2ee.FetcherConfig]).
@@ -25,6 +32,16 @@ type Options struct {
 	// KeyURL, for example a fetcher of one's own that a readiness check
 	// warms at start-up (see the example). Fetcher must then be nil.
 	Keys e2ee.KeySource
+	// BaseURL is where the API is reached: "" means
+	// https://{domain}.biapi.pro. Set it when requests go through a gateway
+	// with a path prefix, as in "https://egress.internal/powens": the
+	// credential requests to that host are encrypted (below that prefix,
+	// and anywhere on the host, since routes match by resource), and the
+	// key is fetched from BaseURL + "/2.0/publickey". Requests to the
+	// domain's own API host are encrypted too. It must be an https URL
+	// (http on a loopback host, for tests) with no query, fragment or user
+	// information.
+	BaseURL string
 }
 
 // NewClient returns an *http.Client whose requests to the domain's end-to-end
@@ -54,9 +71,20 @@ func NewClient(domain string, opts *Options) (*http.Client, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	keyURL, err := KeyURL(domain)
+	host, err := Host(domain)
 	if err != nil {
 		return nil, err
+	}
+	hosts, keyURL := []string{host}, "https://"+host+"/2.0/publickey"
+	if opts.BaseURL != "" {
+		base, err := gateway(opts.BaseURL)
+		if err != nil {
+			return nil, err
+		}
+		keyURL = base.url + "/2.0/publickey"
+		if base.host != host {
+			hosts = []string{base.host, host}
+		}
 	}
 	keys := opts.Keys
 	switch {
@@ -76,7 +104,7 @@ func NewClient(domain string, opts *Options) (*http.Client, error) {
 		}
 		keys = f
 	}
-	routes, err := Routes(domain, e2ee.NewEncryptor(keys))
+	routes, err := routes(hosts, e2ee.NewEncryptor(keys), false)
 	if err != nil {
 		return nil, err
 	}
@@ -90,4 +118,85 @@ func NewClient(domain string, opts *Options) (*http.Client, error) {
 	}
 	client.Transport = t
 	return &client, nil
+}
+
+// base is a BaseURL, checked: the URL without a trailing slash, and the
+// host that routes name.
+type base struct {
+	url  string
+	host string
+}
+
+// gateway checks a BaseURL and returns it read.
+func gateway(s string) (base, error) {
+	bad := func(why string) (base, error) {
+		return base{}, fmt.Errorf("powens: Options.BaseURL %s: %s", quote(redact(s)), why)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return bad("is not a URL")
+	case u.User != nil:
+		return bad("has user information: pass credentials in a header (HTTPClient's Transport, or Fetcher.Header)")
+	case u.Opaque != "" || u.Host == "":
+		return bad("has no host: want https://host[/prefix]")
+	case u.RawQuery != "" || u.ForceQuery:
+		return bad("has a query")
+	case u.Fragment != "" || strings.HasSuffix(s, "#"):
+		return bad("has a fragment")
+	}
+	host := strings.ToLower(u.Hostname())
+	if !isASCII(host) {
+		a, err := idna.Lookup.ToASCII(host)
+		if err != nil {
+			return bad("has a host that does not map to ASCII")
+		}
+		host = a
+	}
+	host = strings.TrimSuffix(host, ".")
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && loopback(host):
+	case u.Scheme == "http":
+		return bad("is http: want https (http only on a loopback host, for tests)")
+	default:
+		return bad("want an https URL")
+	}
+	if strings.Contains(host, ":") {
+		return bad("has an IPv6 address: use a host name")
+	}
+	u.Host = host
+	if p := u.Port(); p != "" {
+		u.Host = host + ":" + p
+	}
+	u.Path, u.RawPath = strings.TrimRight(u.Path, "/"), strings.TrimRight(u.RawPath, "/")
+	return base{url: u.String(), host: host}, nil
+}
+
+// loopback reports whether host, in lower case, is a loopback host.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// redact returns s, a URL, without its user information, query and
+// fragment, which may carry secrets.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		u.User, u.RawQuery, u.Fragment, u.RawFragment = nil, "", "", ""
+		return u.String()
+	}
+	return "(unparsable)"
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -69,6 +69,7 @@
 package powens
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -166,17 +167,19 @@ func checkLabel(label string) error {
 // Request names one of the API's end-to-end encrypted requests.
 type Request string
 
-// The requests that the API documents as end-to-end encrypted.
+// The requests that the API documents as end-to-end encrypted, and the
+// recipient update (see the package documentation).
 const (
 	ConnectionCreate  Request = "connection-create"
 	ConnectionUpdate  Request = "connection-update"
 	TransferUpdate    Request = "transfer-update"
+	RecipientUpdate   Request = "recipient-update"
 	PaymentValidation Request = "payment-validation"
 )
 
 // preset is what this package knows of one request.
 type preset struct {
-	path   string   // below the host
+	path   string   // below the host, with the API version, as documented
 	fields []string // field patterns
 }
 
@@ -191,12 +194,31 @@ var presets = map[Request]preset{
 		"/*", "!/id_account", "!/amount", "!/label", "!/beneficiary_type", "!/id_recipient",
 		"!/beneficiary_number", "!/beneficiary_label", "!/validated",
 	}},
+	RecipientUpdate: {"/2.0/users/{user}/accounts/{account}/recipients/{recipient}", []string{
+		"/*", "!/iban", "!/label", "!/category", "!/background",
+	}},
 	PaymentValidation: {"/2.0/payments/{payment}", []string{"/fields/*"}},
 }
 
+// submitFieldValues is the payment request that sends field values in
+// cleartext (see SubmitFieldValues): nothing but its fields object, whose
+// values are not designated. The members of a validation body are named, so
+// that a refusal says which one it found.
+var submitFieldValues = preset{"/2.0/payments/{payment}", []string{
+	"/*", "!/fields", "/validate_mechanism", "/webview_url", "/website", "/payer", "/validated", "/connector_uuid",
+}}
+
+// submitFieldValuesVariant is the route variant of submitFieldValues.
+const submitFieldValuesVariant = "powens.SubmitFieldValues"
+
+// queryParameters are the documented query parameters of the requests
+// above, none of which carries a credential; every other one whose name a
+// route designates is refused.
+var queryParameters = []string{"source", "background", "psu_requested", "show_sensitive", "expand", "all"}
+
 // Requests returns the end-to-end encrypted requests, in a fixed order.
 func Requests() []Request {
-	return []Request{ConnectionCreate, ConnectionUpdate, TransferUpdate, PaymentValidation}
+	return []Request{ConnectionCreate, ConnectionUpdate, TransferUpdate, RecipientUpdate, PaymentValidation}
 }
 
 // Fields returns the field patterns of request r, as [e2ee.NewPayload] takes
@@ -209,17 +231,45 @@ func Fields(r Request) []string {
 	return append([]string(nil), p.fields...)
 }
 
-// Path returns the URL path of request r below the API host, in
-// [net/http.ServeMux] pattern syntax ("/2.0/payments/{payment}"), or "" for
-// an unknown request.
+// Path returns the URL path of request r below the API host, as the API
+// documents it, in [net/http.ServeMux] pattern syntax
+// ("/2.0/payments/{payment}"), or "" for an unknown request. Routes match
+// the resource it ends with, whatever comes before it (see [Route]).
 func Path(r Request) string {
 	return presets[r].path
+}
+
+// resource returns what the routes of p match: its path without the API
+// version, so that any version, and none, is covered.
+func (p preset) resource() string {
+	return strings.TrimPrefix(p.path, "/2.0")
+}
+
+// SubmitFieldValues returns a copy of ctx under which a request to the
+// payment endpoint, /payments/{payment}, is sent as the API's
+// SubmitFieldValues request: its fields values in cleartext, as the API
+// requires when the payment's action is additionalInformationNeeded. The
+// body must then be the fields object alone; one with a member of a
+// validation body (webview_url, validate_mechanism, ...) is refused, since
+// a validation's fields must be encrypted. Without it, a payment body's
+// fields values are encrypted, whatever its shape. Other requests sent with
+// ctx are not affected.
+//
+// It applies to the clients of [NewClient] and the Transports of [Routes].
+func SubmitFieldValues(ctx context.Context) context.Context {
+	return e2ee.WithVariant(ctx, submitFieldValuesVariant)
 }
 
 // Route returns the [e2ee.Route] of request r on domain's API host,
 // encrypting with enc. With verifyOnly, the route checks that bodies are
 // already encrypted instead (enc may then be nil): for a service that relays
 // bodies its user interface encrypted.
+//
+// The route matches the request's resource, its path without the API
+// version ("acme.biapi.pro/users/{user}/connections"), so that any version,
+// none, and a gateway's prefix are covered; it refuses a body whose root is
+// not an object, and a query parameter that it designates, but for the
+// documented ones (source, background, ...).
 func Route(domain string, r Request, enc *e2ee.Encryptor, verifyOnly bool) (e2ee.Route, error) {
 	host, err := Host(domain)
 	if err != nil {
@@ -232,34 +282,65 @@ func Route(domain string, r Request, enc *e2ee.Encryptor, verifyOnly bool) (e2ee
 	if enc == nil && !verifyOnly {
 		return e2ee.Route{}, errors.New("powens: nil Encryptor")
 	}
+	return route(host, p, enc, verifyOnly)
+}
+
+func route(host string, p preset, enc *e2ee.Encryptor, verifyOnly bool) (e2ee.Route, error) {
 	payload, err := e2ee.NewPayload(enc, p.fields...)
 	if err != nil {
-		return e2ee.Route{}, fmt.Errorf("powens: %s: %w", r, err)
+		return e2ee.Route{}, fmt.Errorf("powens: %s: %w", p.path, err)
 	}
-	return e2ee.Route{Pattern: host + p.path, Payload: payload, VerifyOnly: verifyOnly}, nil
+	return e2ee.Route{
+		Pattern:    host + p.resource(),
+		Payload:    payload.ObjectsOnly(),
+		VerifyOnly: verifyOnly,
+		AllowQuery: queryParameters,
+	}, nil
 }
 
 // Routes returns the [e2ee.Transport] routes, on domain's API host, of every
-// request the API documents as end-to-end encrypted, encrypting with enc.
+// request the API documents as end-to-end encrypted, and of the recipient
+// update, encrypting with enc; and the route of the payment request that
+// [SubmitFieldValues] selects.
 func Routes(domain string, enc *e2ee.Encryptor) ([]e2ee.Route, error) {
-	return routes(domain, enc, false)
+	host, err := Host(domain)
+	if err != nil {
+		return nil, err
+	}
+	if enc == nil {
+		return nil, errors.New("powens: nil Encryptor")
+	}
+	return routes([]string{host}, enc, false)
 }
 
 // VerifyRoutes returns the same routes as [Routes], in VerifyOnly mode: a
 // [e2ee.Transport] with them refuses to send a body that still has a
 // credential in cleartext. It needs no key.
 func VerifyRoutes(domain string) ([]e2ee.Route, error) {
-	return routes(domain, nil, true)
+	host, err := Host(domain)
+	if err != nil {
+		return nil, err
+	}
+	return routes([]string{host}, nil, true)
 }
 
-func routes(domain string, enc *e2ee.Encryptor, verifyOnly bool) ([]e2ee.Route, error) {
+// routes returns the routes of every request on each of hosts.
+func routes(hosts []string, enc *e2ee.Encryptor, verifyOnly bool) ([]e2ee.Route, error) {
 	var out []e2ee.Route
-	for _, r := range Requests() {
-		route, err := Route(domain, r, enc, verifyOnly)
+	for _, host := range hosts {
+		for _, r := range Requests() {
+			route, err := route(host, presets[r], enc, verifyOnly)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, route)
+		}
+		submit, err := route(host, submitFieldValues, nil, true)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, route)
+		submit.Variant = submitFieldValuesVariant
+		out = append(out, submit)
 	}
 	return out, nil
 }

@@ -30,6 +30,8 @@ const subtle = globalThis.crypto?.subtle;
  *    is not among the pinned thumbprints;
  *  - "key-unavailable": fetchKey could not get the key document;
  *  - "not-string": a designated value is a number, boolean, object or array;
+ *  - "shape": data is not an object or an array, or a value that a pattern
+ *    reaches into is a string, number or boolean (a stringified object);
  *  - "too-many-values": data designates more than 256 values;
  *  - "not-json": data is not JSON data (undefined in an array, a function,
  *    NaN, a Date, a cycle...) or a string is not well-formed Unicode;
@@ -697,6 +699,8 @@ function isPlainObject(v) {
 }
 
 function kindName(v) {
+  if (v === null) return "null";
+  if (typeof v === "string") return "a string";
   if (typeof v === "number") return "a number";
   if (typeof v === "boolean") return "a boolean";
   if (Array.isArray(v)) return "an array";
@@ -704,8 +708,8 @@ function kindName(v) {
   return "not JSON data";
 }
 
-/** identifierLike reports whether name is 1 to 64 ASCII letters, digits, "_", "-" and ".". */
-const identifierLike = (name) => /^[A-Za-z0-9_.-]{1,64}$/.test(name);
+/** scalar reports whether v is a JSON string, finite number or boolean. */
+const scalar = (v) => typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v));
 /** printable reports whether s has letters, marks, numbers, punctuation, symbols and spaces only. */
 const printable = (s) => /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]*$/u.test(s);
 
@@ -723,6 +727,15 @@ const printable = (s) => /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]*$/u.test(s);
  * members). A bad pattern, or no pattern that designates anything, is an
  * error.
  *
+ * data must be an object or an array, as a request body is: a string,
+ * number, boolean or null is an error ("shape"); a string most likely means
+ * that the body was stringified (JSON.stringify) before encryptFields, and
+ * would be sent as it is, in cleartext. Below the root, a value that a
+ * pattern (not a "!" one) has more segments to match into must be an object,
+ * an array, null or absent: a string, number or boolean there is an error
+ * ("shape") that names its JSON Pointer, as with "/fields/*" and a "fields"
+ * that is a stringified object.
+ *
  * A designated value that is already a JWE (see isJWE), or null, is left as
  * it is, so encrypting twice equals encrypting once; an object member whose
  * value is undefined counts as absent (JSON.stringify drops it). A designated
@@ -733,10 +746,10 @@ const printable = (s) => /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]*$/u.test(s);
  * nested deeper than 1000 levels. Errors are found before anything is
  * encrypted; on any error nothing is returned.
  *
- * In error messages a member name is shown only when it looks like an
- * identifier (at most 64 ASCII letters, digits, "_", "-" and ".") or a
- * pattern names it literally; other names show as "*", since a name may
- * carry part of a credential.
+ * In error messages a member name is shown only when some pattern (a "!"
+ * one too) names it literally at that depth and it is printable; every
+ * other name shows as "*", since a name may carry part of a credential
+ * (most passwords would pass for identifiers). Array indices show as numbers.
  *
  * @param {object} key a handle from importKey or fetchKey
  * @param {unknown} data
@@ -754,7 +767,7 @@ export async function encryptFields(key, data, patterns) {
     path
       .map((tok, depth) => {
         const s = String(tok);
-        if (typeof tok === "number" || identifierLike(s)) return "/" + s;
+        if (typeof tok === "number") return "/" + s;
         const literal = pats.some((p) => p.segs.length > depth && !p.segs[depth].wild && p.segs[depth].name === s);
         if (literal && printable(s)) return "/" + s.replace(/~/g, "~0").replace(/\//g, "~1");
         return "/*";
@@ -827,6 +840,11 @@ export async function encryptFields(key, data, patterns) {
       if (!isJWE(v)) found.push({ holder, name, value: v });
       return v;
     }
+    if (descend && v === null) return v;
+    if (descend && scalar(v)) {
+      const hint = typeof v === "string" ? ": was it stringified twice?" : "";
+      throw fail("shape", `${pointer()} is ${kindName(v)}, not an object or an array${hint}`);
+    }
     if (descend && Array.isArray(v)) {
       const out = new Array(v.length);
       for (let i = 0; i < v.length; i++) {
@@ -852,6 +870,10 @@ export async function encryptFields(key, data, patterns) {
     return copy(v, depth);
   };
 
+  if (data === null || scalar(data)) {
+    const hint = typeof data === "string" ? ": was it stringified (JSON.stringify) before encryptFields?" : "";
+    throw fail("shape", `data is ${kindName(data)}, not an object or an array${hint}`);
+  }
   const root = { value: undefined };
   root.value = walk(data, 0, pats, root, "value");
   const jwes = await Promise.all(found.map((f) => seal(st, f.value)));

@@ -399,23 +399,27 @@ describe("encryptFields", () => {
   const c = canary;
   const refusals = [
     ["a number", { pin: 1234, x: c }, ["/pin"], "not-string", "e2ee: designated value is not a string: /pin is a number"],
-    ["a boolean", { a: c, ok: true }, ["/*"], "not-string", "/ok is a boolean"],
-    ["an object", { a: c, o: { p: c } }, ["/*"], "not-string", "/o is an object"],
-    ["an array", { fields: { list: [c] } }, ["/fields/*"], "not-string", "/fields/list is an array"],
+    ["a boolean", { a: c, ok: true }, ["/*"], "not-string", "/* is a boolean"],
+    ["an object", { a: c, o: { p: c } }, ["/*"], "not-string", "/* is an object"],
+    ["an array", { fields: { list: [c] } }, ["/fields/*"], "not-string", "/fields/* is an array"],
     ["an array element", { list: ["a", 7] }, ["/list/*"], "not-string", "/list/1 is a number"],
     ["a name named by a pattern", { "a/b~c": 1 }, ["/a~1b~0c"], "not-string", "/a~1b~0c is a number"],
     ["a name unlike an identifier", { "a/b~c": 1 }, ["/*"], "not-string", "/* is a number"],
     ["a templated name", { login: "a", [`${c} is`]: 1 }, ["/*"], "not-string", "/* is a number"],
-    ["an identifier-like name", { "pin_code-2.x": 1 }, ["/*"], "not-string", "/pin_code-2.x is a number"],
+    ["an identifier-like name", { "pin_code-2.x": 1 }, ["/*"], "not-string", "/* is a number"],
+    ["a name named by a \"!\" pattern", { pin: 1 }, ["/*", "!/pin/x"], "not-string", "/pin is a number"],
+    ["an unprintable name named by a pattern", { "pin\u0007\n": 1 }, ["/pin\u0007\n"], "not-string", "e2ee: designated value is not a string: /* is a number"],
     ["a String object", { p: new String(c) }, ["/p"], "not-json", "/p is an object that is not a plain object"],
     ["a Date", { p: new Date() }, ["/p"], "not-json", "/p is an object that is not a plain object"],
     ["a function", { p: () => c }, ["/p"], "not-json", "/p is a function"],
     ["a bigint", { p: 12n }, ["/p"], "not-json", "/p is a bigint"],
-    ["NaN elsewhere", { p: c, n: NaN }, ["/p"], "not-json", "/n is a number that JSON cannot hold"],
-    ["a Map elsewhere", { p: c, m: new Map() }, ["/p"], "not-json", "/m is an object that is not a plain object"],
-    ["undefined in an array", { p: c, list: [undefined] }, ["/p"], "not-json", "/list/0 is undefined"],
-    ["a hole in an array", { p: c, list: [, 1] }, ["/p"], "not-json", "/list/0 is undefined"], // eslint-disable-line no-sparse-arrays
-    ["a toJSON method", { p: c, toJSON: () => ({ p: c }) }, ["/p"], "not-json", "/toJSON is a function"],
+    ["NaN elsewhere", { p: c, n: NaN }, ["/p"], "not-json", "/* is a number that JSON cannot hold"],
+    ["a Map elsewhere", { p: c, m: new Map() }, ["/p"], "not-json", "/* is an object that is not a plain object"],
+    ["undefined in an array", { p: c, list: [undefined] }, ["/p"], "not-json", "/*/0 is undefined"],
+    ["a hole in an array", { p: c, list: [, 1] }, ["/p"], "not-json", "/*/0 is undefined"], // eslint-disable-line no-sparse-arrays
+    ["a toJSON method", { p: c, toJSON: () => ({ p: c }) }, ["/p"], "not-json", "/* is a function"],
+    ["NaN where a pattern descends", { fields: NaN }, ["/fields/*"], "not-json", "/fields is a number that JSON cannot hold"],
+    ["a String object as data", new String(c), ["/p"], "not-json", "the root is an object that is not a plain object"],
     ["a lone surrogate", { p: c + "\ud800" }, ["/p"], "not-json", "/p is a string that is not well-formed Unicode"],
     ["undefined data", undefined, ["/p"], "not-json", "the root is undefined"],
   ];
@@ -425,6 +429,93 @@ describe("encryptFields", () => {
       await assert.rejects(encryptFields(keyA, data, patterns), (err) => !err.message.includes(c.slice(0, 8)));
     });
   }
+
+  // A page that stringifies twice, encryptFields(key, JSON.stringify(body),
+  // ...) then JSON.stringify(result), would post the credentials as one
+  // JSON string, in cleartext.
+  it("refuses stringified data, suggesting why", async () => {
+    const stringified = JSON.stringify({ id_connector: 40, login: "john", password: c });
+    await assert.rejects(encryptFields(keyA, stringified, connectionCreate), (err) => {
+      assert.ok(err instanceof E2EEError, `${err} is an E2EEError`);
+      assert.equal(err.code, "shape", err.message);
+      assert.equal(err.message, "e2ee: data is a string, not an object or an array: was it stringified (JSON.stringify) before encryptFields?");
+      assert.ok(!err.message.includes(c.slice(0, 8)), err.message);
+      return true;
+    });
+  });
+
+  const roots = [
+    ["a number", 42, "e2ee: data is a number, not an object or an array"],
+    ["a boolean", true, "e2ee: data is a boolean, not an object or an array"],
+    ["false", false, "e2ee: data is a boolean, not an object or an array"],
+    ["null", null, "e2ee: data is null, not an object or an array"],
+    ["an empty string", "", "e2ee: data is a string, not an object or an array: was it stringified (JSON.stringify) before encryptFields?"],
+  ];
+  for (const [name, data, message] of roots) {
+    it(`refuses data that is ${name}`, async () => {
+      await assert.rejects(encryptFields(keyA, data, ["/*"]), (err) => {
+        assert.ok(err instanceof E2EEError, `${err} is an E2EEError`);
+        assert.equal(err.code, "shape", err.message);
+        assert.equal(err.message, message);
+        return true;
+      });
+    });
+  }
+
+  it("encrypts in data that is an array", async () => {
+    const out = await encryptFields(keyA, [{ password: c }, { id: 3 }, null, "x"], ["/0/password", "/2/*"]);
+    assert.equal(out.length, 4);
+    assert.equal((await decrypt(out[0].password, A.priv, A.thumbprint)).plaintext, c);
+    assert.deepEqual(out.slice(1), [{ id: 3 }, null, "x"]);
+  });
+
+  // Payment fields that were stringified on their own: "fields":
+  // "{\"website\":\"...\"}" would leave in cleartext.
+  const stringifiedFields = JSON.stringify({ website: c });
+  const shapes = [
+    ["a string", { validated: true, fields: stringifiedFields }, ["/fields/*"], "e2ee: /fields is a string, not an object or an array: was it stringified twice?"],
+    ["a number", { fields: 7 }, ["/fields/*"], "e2ee: /fields is a number, not an object or an array"],
+    ["a boolean", { fields: true }, ["/fields/*"], "e2ee: /fields is a boolean, not an object or an array"],
+    ["a string, deeper", { fields: [{ value: c }, stringifiedFields] }, ["/fields/*/value"], "e2ee: /fields/1 is a string, not an object or an array: was it stringified twice?"],
+    ["a string, named by no pattern", { [c]: stringifiedFields }, ["/*/website"], "e2ee: /* is a string, not an object or an array: was it stringified twice?"],
+    ["a string that a pattern excludes", { payer: stringifiedFields }, ["/*/*", "!/payer"], "e2ee: /payer is a string, not an object or an array: was it stringified twice?"],
+  ];
+  for (const [name, data, patterns, message] of shapes) {
+    it(`refuses ${name} where a pattern reaches into it`, async () => {
+      await assert.rejects(encryptFields(keyA, data, patterns), (err) => {
+        assert.ok(err instanceof E2EEError, `${err} is an E2EEError`);
+        assert.equal(err.code, "shape", err.message);
+        assert.equal(err.message, message);
+        assert.ok(!err.message.includes(c.slice(0, 8)), err.message);
+        return true;
+      });
+    });
+  }
+
+  it("takes fields that are null or absent as nothing to encrypt", async () => {
+    for (const data of [{ validated: true, fields: null }, { validated: true }, { validated: true, fields: undefined }]) {
+      const out = await encryptFields(keyA, data, ["/fields/*"]);
+      assert.deepEqual(out, data.fields === null ? data : { validated: true });
+    }
+  });
+
+  it("leaves alone a scalar that only a \"!\" pattern reaches into", async () => {
+    const out = await encryptFields(keyA, { fields: "x", password: c }, ["/password", "!/fields/*"]);
+    assert.equal(out.fields, "x");
+    assert.ok(isJWE(out.password));
+  });
+
+  it("shows a name that looks like an identifier as *, unless a pattern names it", async () => {
+    const name = "hunter2Canary77";
+    await assert.rejects(encryptFields(keyA, { [name]: 5 }, ["/*"]), (err) => {
+      assert.equal(err.code, "not-string", err.message);
+      assert.equal(err.message, "e2ee: designated value is not a string: /* is a number");
+      assert.ok(!err.message.includes(name), err.message);
+      return true;
+    });
+    await rejects(encryptFields(keyA, { [name]: 5 }, ["/*", "!/hunter2Canary77/x"]), "not-string", `/${name} is a number`);
+    await rejects(encryptFields(keyA, { a: { [name]: 5 } }, ["/*/*", "!/hunter2Canary77/x"]), "not-string", "/* is a number");
+  });
 
   it("refuses a cycle", async () => {
     const data = { p: c, o: {} };

@@ -70,7 +70,9 @@ func Example_template() {
 		log.Fatal(err)
 	}
 	// The digest changes with the module; here it is elided.
-	out := strings.NewReplacer(web.Integrity, "sha384-…", web.Name, "e2ee.….js").Replace(b.String())
+	// html/template writes "+" as "&#43;" in an attribute.
+	escaped := strings.ReplaceAll(web.Integrity, "+", "&#43;")
+	out := strings.NewReplacer(escaped, "sha384-…", web.Integrity, "sha384-…", web.Name, "e2ee.….js").Replace(b.String())
 	os.Stdout.WriteString(out)
 	// Output:
 	// <script type="module" src="/static/e2ee.….js" integrity="sha384-…"></script>

@@ -175,7 +175,7 @@ func TestFailures(t *testing.T) {
 		code   int
 		reason string
 	}{
-		{"number in a designated field", body, []string{"encrypt", "--key", keyFile, "--field", "/*"}, 1, "/pin is a number"},
+		{"number in a designated field", body, []string{"encrypt", "--key", keyFile, "--field", "/*"}, 1, "/* is a number"},
 		{"invalid JSON", "login=" + canary, []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "not valid JSON"},
 		{"truncated JSON", `{"login": "` + canary, []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "unexpected end of input"},
 		{"invalid UTF-8", "{\"login\": \"" + canary + "\xff\"}", []string{"encrypt", "--key", keyFile, "--field", "/login"}, 1, "not valid JSON"},
@@ -183,7 +183,7 @@ func TestFailures(t *testing.T) {
 		{"key URL not https", body, []string{"encrypt", "--key", "http://keys.example/2.0/publickey", "--field", "/login"}, 1, "https"},
 		{"key file missing", body, []string{"encrypt", "--key", "/nonexistent/key.json", "--field", "/login"}, 1, "no such file"},
 		{"check finds cleartext", body, []string{"check", "--field", "/login"}, 1, "cleartext: /login"},
-		{"check finds a number", body, []string{"check", "--request", "connection-create"}, 1, "/pin (a number)"},
+		{"check finds a number", body, []string{"check", "--request", "connection-create"}, 1, "/* (a number)"},
 		{"hostile --powens domain", body, []string{"encrypt", "--powens", "evil.com/x", "--field", "/login"}, 1, "powens:"},
 		{"no arguments", body, nil, 2, "no command"},
 		{"unknown command", body, []string{"decrypt"}, 2, `unknown command "decrypt"`},

@@ -26,7 +26,7 @@ func TestRun(t *testing.T) {
 		"forwarded unchanged: true\n",
 		`the API decrypts: {"id_connector": 40, "login": "john.doe", "password": "hunter2"}`,
 		"cleartext body:       relay answers 400: credentials must be encrypted",
-		"/login, /password (request not sent: route \"acme.biapi.pro/2.0/users/{user}/connections\")\n" +
+		"/*, /* (request not sent: route \"acme.biapi.pro/users/{user}/connections\")\n" +
 			"                      the API received 1 request(s)\n",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -110,9 +110,10 @@ func newBrowser(t testing.TB) context.Context {
 func state(t *testing.T, ctx context.Context, want string) {
 	t.Helper()
 	ends := map[string][]string{ // the states that rule want out
-		"ready":  {"failed"},
-		"done":   {"failed", "refused"},
-		"failed": {"ready"},
+		"ready":    {"failed"},
+		"done":     {"failed", "refused"},
+		"failed":   {"ready"},
+		"rejected": {"failed", "done", "refused"},
 	}
 	sel := `body[data-state="` + want + `"]`
 	for _, s := range ends[want] {
@@ -128,6 +129,17 @@ func state(t *testing.T, ctx context.Context, want string) {
 	}
 }
 
+// run runs actions in the tab of ctx, failing the test on an error or after
+// a minute.
+func run(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(rctx, actions...); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestChromium drives the demo in Chromium: a user types credentials into
 // the login page, which encrypts them with e2ee.js and posts them to the
 // backend, which relays them to the stand-in for the API.
@@ -140,17 +152,8 @@ func TestChromium(t *testing.T) {
 		t.Fatal("the stand-in does not serve fixture key A")
 	}
 
-	run := func(actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(rctx, actions...); err != nil {
-			t.Fatal(err)
-		}
-	}
-
 	// (5) The module loads with its integrity attribute.
-	run(chromedp.Navigate(srv.URL + "/"))
+	run(t, ctx, chromedp.Navigate(srv.URL+"/"))
 	state(t, ctx, "ready")
 	integrity, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("e2ee-module"), "integrity"))
 	if err != nil || !integrity.Exists || integrity.Value != web.Integrity {
@@ -158,7 +161,7 @@ func TestChromium(t *testing.T) {
 	}
 
 	// The user types and submits.
-	run(
+	run(t, ctx,
 		chromedp.SendKeys(chromedp.ID("login-id"), typedLogin),
 		chromedp.SendKeys(chromedp.ID("password"), typedPassword),
 		chromedp.Click(chromedp.ID("submit")),
@@ -243,9 +246,9 @@ func TestChromium(t *testing.T) {
 
 	// (3) A page that posts cleartext is refused by the backend, and nothing
 	// is forwarded.
-	run(chromedp.Navigate(srv.URL + "/test/cleartext"))
+	run(t, ctx, chromedp.Navigate(srv.URL+"/test/cleartext"))
 	state(t, ctx, "ready")
-	run(
+	run(t, ctx,
 		chromedp.SendKeys(chromedp.ID("login-id"), "cleartext-login"),
 		chromedp.SendKeys(chromedp.ID("password"), "cleartext-pässword"),
 		chromedp.Click(chromedp.ID("submit")),
@@ -255,11 +258,15 @@ func TestChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(answer, "400 ") || !strings.Contains(answer, "designated value in cleartext: /login, /password") {
-		t.Errorf("the backend answered the cleartext page %q; want 400, naming the fields", answer)
+	if !strings.HasPrefix(answer, "400 ") || !strings.Contains(answer, "designated value in cleartext: /*, /*") {
+		t.Errorf("the backend answered the cleartext page %q; want 400, for two fields", answer)
 	}
-	if strings.Contains(answer, "cleartext-pässword") {
-		t.Errorf("the backend's answer carries the password: %q", answer)
+	// No pattern names login or password literally (ConnectionCreate's are
+	// "/*" and exclusions), so neither name shows, nor any value.
+	for _, s := range []string{"cleartext-pässword", "cleartext-login", "/login", "/password"} {
+		if strings.Contains(answer, s) {
+			t.Errorf("the backend's answer carries %q: %q", s, answer)
+		}
 	}
 	if n := d.API.APIRequests(); n != 1 {
 		t.Errorf("the API received %d requests; want still 1", n)
@@ -271,7 +278,7 @@ func TestChromium(t *testing.T) {
 	// (5) A wrong hash in the integrity attribute: the module does not load,
 	// the page's script does not run and nothing can be sent.
 	keyFetches := countKeyFetches(d.Inbound())
-	run(chromedp.Navigate(srv.URL + "/test/wrong-integrity"))
+	run(t, ctx, chromedp.Navigate(srv.URL+"/test/wrong-integrity"))
 	state(t, ctx, "failed")
 	disabled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("submit").disabled`))
 	if err != nil {
@@ -290,8 +297,57 @@ func TestChromium(t *testing.T) {
 	}
 }
 
+// TestDoubleStringifiedBodyFailsClosed drives a page that stringifies twice:
+// it passes JSON.stringify(body) to encryptFields, and would post
+// JSON.stringify of the result, one JSON string with the credentials in it
+// in cleartext. encryptFields refuses the string, and nothing is posted.
+func TestDoubleStringifiedBodyFailsClosed(t *testing.T) {
+	ctx := newBrowser(t)
+	d, srv := startDemo(t)
+	addTestPages(d)
+	const login, password = "twice-login", "tw1ce-Str1ngified-pässwörd"
+
+	run(t, ctx, chromedp.Navigate(srv.URL+"/test/double-stringify"))
+	state(t, ctx, "ready")
+	run(t, ctx,
+		chromedp.SendKeys(chromedp.ID("login-id"), login),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.ID("submit")),
+	)
+	state(t, ctx, "rejected") // set only after encryptFields rejected, on a path that posts nothing
+
+	code, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.code`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("status")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != "shape" || !strings.Contains(status, "stringified") {
+		t.Errorf("encryptFields rejected the stringified body with %q %q; want code shape and a message that suggests stringifying", code, status)
+	}
+	if strings.Contains(status, password) || strings.Contains(status, login) {
+		t.Errorf("encryptFields's error carries a credential: %q", status)
+	}
+	for _, r := range d.Inbound() {
+		if r.Method == http.MethodPost {
+			t.Errorf("%s %s: the page posted %q; want nothing posted", r.Method, r.URL, r.Body)
+		}
+		for _, secret := range []string{login, password} {
+			if where := leak(r, secret); where != "" {
+				t.Errorf("%s %s: the backend received a cleartext credential (%s)", r.Method, r.URL, where)
+			}
+		}
+	}
+	if n := d.API.APIRequests(); n != 0 {
+		t.Errorf("the API received %d requests; want 0", n)
+	}
+}
+
 // addTestPages adds to the demo the pages that only the test serves: the
-// login page with a wrong integrity value, and a page that posts cleartext.
+// login page with a wrong integrity value, a page that posts cleartext, and
+// a page that stringifies the body twice.
 func addTestPages(d *demo.Backend) {
 	wrong := sha512.Sum384([]byte("not the module"))
 	d.Handle("GET /test/wrong-integrity", demo.Page{Name: web.Name, Integrity: "sha384-" + base64.StdEncoding.EncodeToString(wrong[:]),
@@ -299,6 +355,15 @@ func addTestPages(d *demo.Backend) {
 	d.Handle("GET /test/cleartext", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(cleartextPage))
+	}))
+	patterns, err := json.Marshal(powens.Fields(powens.ConnectionCreate))
+	if err != nil {
+		panic(err) // strings only
+	}
+	doubleStringify := fmt.Sprintf(doubleStringifyPage, "/static/"+web.Name, patterns)
+	d.Handle("GET /test/double-stringify", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(doubleStringify))
 	}))
 }
 
@@ -317,6 +382,53 @@ const cleartextPage = `<!doctype html>
       body: JSON.stringify({ id_connector: 40, login: $("login-id").value, password: $("password").value }) });
     $("answer").textContent = resp.status + " " + (await resp.text()).trim();
     document.body.dataset.state = "done";
+  });
+  document.body.dataset.state = "ready";
+</script>
+</body></html>
+`
+
+// doubleStringifyPage is a broken login page, a format taking the module's
+// path and the patterns: it stringifies the body before encryptFields, and
+// the result again to post it. It reports its outcome in the body's
+// data-state: "rejected" (and data-code) when encryptFields rejects, and
+// then posts nothing; "done" or "refused" after posting, by the answer.
+const doubleStringifyPage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>broken page</title></head>
+<body data-state="loading">
+<form id="login" onsubmit="return false">
+<input id="login-id"> <input id="password" type="password"> <button id="submit" type="submit">Connect</button>
+</form>
+<p id="status"></p>
+<pre id="answer"></pre>
+<script type="module">
+  import { fetchKey, encryptFields } from %q;
+  const patterns = %s;
+  const $ = (id) => document.getElementById(id);
+  let key;
+  try {
+    key = await fetchKey("/e2ee/publickey");
+  } catch (err) {
+    $("status").textContent = err.message;
+    document.body.dataset.state = "failed";
+    throw err;
+  }
+  $("login").addEventListener("submit", async () => {
+    document.body.dataset.state = "sending";
+    const data = { id_connector: 40, login: $("login-id").value, password: $("password").value };
+    let body;
+    try {
+      body = await encryptFields(key, JSON.stringify(data), patterns);
+    } catch (err) {
+      $("status").textContent = err.message;
+      document.body.dataset.code = err.code ?? "";
+      document.body.dataset.state = "rejected";
+      return;
+    }
+    const resp = await fetch("/2.0/users/me/connections", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body) });
+    $("answer").textContent = resp.status + " " + (await resp.text()).trim();
+    document.body.dataset.state = resp.ok ? "done" : "refused";
   });
   document.body.dataset.state = "ready";
 </script>
