@@ -3,6 +3,7 @@ package e2eetest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -46,7 +47,8 @@ type Request struct {
 	// endpoint designates as credentials but that arrived in cleartext, in
 	// body order, when the request is one of the API's end-to-end encrypted
 	// requests (see [Server.Strict]). In strict mode, the stand-in refused
-	// such a request with 400, and Err wraps [e2ee.ErrCleartext].
+	// such a request with 400, and Err wraps [e2ee.ErrCleartext]. Unlike
+	// Err and the answer, it shows every member name as it is.
 	Cleartext []string
 
 	// Err says why Body could not be read or opened whole (it is too large or
@@ -79,8 +81,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rec.Body = body
 	var opened *openResult
 	var reply *answer
-	var handler http.Handler       // what Handle set for r, if anything
-	designated := designationOf(r) // nil unless r is an end-to-end encrypted request
+	var handler http.Handler // what Handle set for r, if anything
+	var refused error        // why an e2ee.Transport would not send r, or nil
 	switch {
 	case err != nil:
 		rec.Err = fmt.Errorf("e2eetest: reading the body: %w", err)
@@ -89,13 +91,18 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		rec.Body = body[:maxBodyBytes]
 		rec.Err = fmt.Errorf("e2eetest: the body exceeds %d bytes", maxBodyBytes)
 		reply = errorAnswer(http.StatusRequestEntityTooLarge, rec.Err)
-	case len(body) > 0:
+	default:
+		var route *e2ee.Route
+		route, refused = verdict(r, body)
+		if len(body) == 0 {
+			break
+		}
 		if opened, err = s.open(body); err != nil {
 			rec.Err = err // not JSON: recorded; refused on an encrypted endpoint in strict mode
 		} else {
 			rec.Opened, rec.Decrypted, rec.KeyIDs, rec.Err = opened.text, opened.fields, opened.kids, opened.err
-			if designated != nil {
-				rec.Cleartext = cleartext(designated, body)
+			if route != nil {
+				rec.Cleartext = cleartext(route.Payload, body)
 			}
 		}
 	}
@@ -103,15 +110,15 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	switch {
 	case reply != nil:
-	case len(rec.Cleartext) > 0 && !s.lenient:
-		rec.Err = cleartextError(rec.Cleartext)
-		reply = errorAnswer(http.StatusBadRequest, rec.Err)
-	case designated != nil && len(body) > 0 && opened == nil && !s.lenient:
-		reply = errorAnswer(http.StatusBadRequest, rec.Err) // not JSON: credentials cannot be in it encrypted
+	case refused != nil && !s.lenient:
+		rec.Err = refused
+		reply = errorAnswer(http.StatusBadRequest, refused)
 	case s.reject != nil && opened != nil && s.retired(opened.kids):
 		reply = s.reject
 	case opened != nil && opened.err != nil:
-		reply = errorAnswer(http.StatusBadRequest, opened.err)
+		// The error names the JWE's JSON Pointer, for the test; the answer
+		// does not, since a member name may be a credential.
+		reply = errorAnswer(http.StatusBadRequest, errors.Unwrap(opened.err))
 	case s.handlers != nil:
 		if _, pattern := s.handlers.Handler(r); pattern != "" {
 			handler = s.handlers // which sets the pattern's path values

@@ -142,8 +142,8 @@ func TestStandIn(t *testing.T) {
 					t.Errorf("Cleartext = %q; want /password and /pin", r.Cleartext)
 				}
 				if !errors.Is(r.Err, e2ee.ErrCleartext) || strings.Contains(r.Err.Error(), "hunter2") ||
-					r.Err.Error() != "e2eetest: designated value in cleartext: /password, /pin" {
-					t.Errorf("recorded Err %q; want ErrCleartext naming /password and /pin", r.Err)
+					!strings.Contains(r.Err.Error(), "e2ee: designated value in cleartext: /*, /* (a number)") {
+					t.Errorf("recorded Err %q; want ErrCleartext with two values, names hidden", r.Err)
 				}
 				if r.Decrypted["/login"] != "john" {
 					t.Errorf("Decrypted = %v; want /login decrypted all the same", r.Decrypted)

@@ -213,5 +213,5 @@ func ExampleServer_Strict() {
 	// Output:
 	// 400 Bad Request
 	// [/login /password]
-	// e2eetest: designated value in cleartext: /login, /password
+	// e2eetest: the API refuses what an e2ee.Transport would not send: e2ee: designated value in cleartext: /*, /* (request not sent: route "/users/{user}/connections")
 }

@@ -1,10 +1,11 @@
 package e2eetest
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
 	"sync"
 
@@ -14,52 +15,86 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// encryptedEndpoints routes the paths of the API's end-to-end encrypted
-// requests (package powens) to the Payload that designates their
-// credentials, built once per process.
-var encryptedEndpoints = sync.OnceValue(func() *http.ServeMux {
-	mux := http.NewServeMux()
-	for _, r := range powens.Requests() {
-		p, err := e2ee.NewPayload(nil, powens.Fields(r)...)
-		if err != nil {
-			panic(fmt.Sprintf("e2eetest: the fields of %s: %v", r, err))
-		}
-		mux.Handle(powens.Path(r), designation{p})
+// strictTransport is what decides, in strict mode, which requests the
+// stand-in refuses: the SDK's own Transport with package powens's VerifyOnly
+// routes, on every host, so that a request the stand-in takes is one an
+// e2ee.Transport would send, and the stand-in has no matcher of its own.
+var strictTransport = sync.OnceValue(func() *e2ee.Transport {
+	routes, err := powens.VerifyRoutes("e2eetest")
+	if err != nil {
+		panic(fmt.Sprintf("e2eetest: the routes of package powens: %v", err))
 	}
-	return mux
+	for i := range routes {
+		_, path, _ := strings.Cut(routes[i].Pattern, "/") // without its host: every host
+		routes[i].Pattern = "/" + path
+	}
+	t := &e2ee.Transport{Base: accept{}, Routes: routes}
+	if err := t.Validate(); err != nil {
+		panic(fmt.Sprintf("e2eetest: the routes of package powens: %v", err))
+	}
+	return t
 })
 
-// designation is the Payload of one encrypted endpoint, as a handler of
-// encryptedEndpoints; it is never called, only looked up.
-type designation struct{ *e2ee.Payload }
+// accept is the Base of strictTransport: it takes every request.
+type accept struct{}
 
-func (designation) ServeHTTP(http.ResponseWriter, *http.Request) {}
+func (accept) RoundTrip(*http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Header: http.Header{}}, nil
+}
+
+// verdict returns the route of strictTransport that r, with body, matches
+// (nil for none), and the error with which an e2ee.Transport would refuse to
+// send it, or nil.
+func verdict(r *http.Request, body []byte) (*e2ee.Route, error) {
+	u := *r.URL
+	u.Scheme, u.Host = "https", r.Host
+	req := (&http.Request{
+		Method: r.Method, URL: &u, Host: r.Host, Header: r.Header.Clone(),
+		Body: http.NoBody, ContentLength: int64(len(body)),
+	}).WithContext(context.Background())
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	t := strictTransport()
+	route, _ := t.Match(req)
+	resp, err := t.RoundTrip(req)
+	if err != nil {
+		return route, &refusal{err}
+	}
+	resp.Body.Close()
+	return route, nil
+}
+
+// refusal is the error of a request that the stand-in refuses in strict
+// mode: the error with which an e2ee.Transport would refuse to send it.
+type refusal struct{ err error }
+
+func (e *refusal) Error() string {
+	return "e2eetest: the API refuses what an e2ee.Transport would not send: " + e.err.Error()
+}
+
+func (e *refusal) Unwrap() error { return e.err }
 
 // Strict turns strict mode on or off; it is on when a Server starts. In
-// strict mode, the stand-in for the API refuses, with 400, a request to one
-// of the API's end-to-end encrypted endpoints (those of package powens,
-// whatever the host) whose body has a designated value that is not a JWE,
-// as the API would; [Request.Cleartext] lists their JSON Pointers and
-// [Request.Err] wraps [e2ee.ErrCleartext]. A body there that is not JSON (a
-// form, say) is refused with 400 too, since the API takes its credentials
-// encrypted in JSON only. So a test whose code sends a
-// credential in cleartext fails even if it never looks at
-// [Request.Decrypted]. Turn it off to test code that must send cleartext.
+// strict mode, the stand-in for the API refuses, with 400, every request
+// that an [e2ee.Transport] with the VerifyOnly routes of package powens
+// (on every host) would refuse to send: a request to one of the API's
+// end-to-end encrypted endpoints, whatever its prefix or API version, with
+// a credential in cleartext in its body or query string, with a body that
+// is not JSON (a form, say), whose root is not an object (stringified
+// twice), or compressed. [Request.Err] then holds the Transport's error,
+// wrapping [e2ee.ErrNotSent] (and [e2ee.ErrCleartext] for a credential in
+// cleartext), and [Request.Cleartext] lists the JSON Pointers of the
+// body's designated values in cleartext. The answer names no member and
+// no value of the body. So a test whose code sends a credential in
+// cleartext fails even if it never looks at [Request.Decrypted].
+//
+// Turn it off to test code that must send cleartext, such as a payment's
+// SubmitFieldValues request (see powens.SubmitFieldValues).
 func (s *Server) Strict(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lenient = !on
-}
-
-// designationOf returns the Payload that designates the credentials of r,
-// when r is one of the API's end-to-end encrypted requests, or nil.
-func designationOf(r *http.Request) *e2ee.Payload {
-	p := path.Clean("/" + strings.ToLower(r.URL.Path)) // as e2ee.Transport matches paths
-	h, pattern := encryptedEndpoints().Handler(&http.Request{Method: r.Method, URL: &url.URL{Path: p}})
-	if d, ok := h.(designation); ok && pattern != "" {
-		return d.Payload
-	}
-	return nil
 }
 
 // cleartext returns the JSON Pointers of the values of body that d
@@ -80,13 +115,3 @@ func cleartext(d *e2ee.Payload, body []byte) []string {
 	})
 	return found
 }
-
-// cleartextError is the error of a body with designated values in
-// cleartext: it names their pointers and wraps e2ee.ErrCleartext.
-type cleartextError []string
-
-func (e cleartextError) Error() string {
-	return "e2eetest: designated value in cleartext: " + strings.Join(e, ", ")
-}
-
-func (e cleartextError) Unwrap() error { return e2ee.ErrCleartext }
