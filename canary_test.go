@@ -147,6 +147,15 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		{name: "templated member name", body: `{"login\", \"password\": \"` + c + `": 1}`, reason: "/* is a number"},
 		{name: "templated member name, control characters", body: `{"` + c + `\u001b[2J\n": 1}`, reason: "/* is a number"},
 		{name: "templated member name in a checked body", path: "/payments/1", body: `{"fields": {"login\", \"password\": \"` + c + `": 1}}`, reason: "/fields/* (a number)"},
+		{name: "credential as an identifier-like member name", body: `{"` + c + `": 1}`, reason: "/* is a number"},
+		{name: "credential as an identifier-like member name, checked", path: "/payments/1", body: `{"fields": {"` + c + `": 1}}`, reason: "/fields/* (a number)"},
+		{name: "stringified body", body: `"{\"password\": \"` + c + `\"}"`, reason: "the body is a JSON string"},
+		{name: "stringified fields, checked", path: "/payments/1", body: `{"fields": "{\"code\": \"` + c + `\"}"}`, reason: "/fields is a string"},
+		{name: "a scalar where a pattern goes, named like a credential", path: "/payments/1", body: `{"fields": {"` + c + `": {}}, "x": 1}`, reason: "/fields/* (an object)"},
+		{name: "JWE in the input", body: `{"password": "` + storedJWE() + `", "` + c + `": "x"}`, reason: "already encrypted: /*"},
+		{name: "credential in the query", path: "/connections?" + c + "=1", body: `{}`, reason: "query parameter 1 (*)"},
+		{name: "credential in the query, checked", path: "/payments/1?fields%5B" + c + "%5D=1", body: `{}`, reason: "query parameter 1 (*)"},
+		{name: "gateway prefix, another host", host: "gw.example", path: "/" + c + "/tenant/1", body: `{"password": "` + c + `"}`, reason: "the host is not that of route"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFetcher()

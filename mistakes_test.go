@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +56,8 @@ type mistake struct {
 	url    string
 	body   string
 	header http.Header
+	// ctx, when set, gives the request's context.
+	ctx    func(context.Context) context.Context
 	want   outcome
 	reason string // in the error, when there is one
 }
@@ -66,6 +69,16 @@ func newClient(domain string) func(*testing.T, *e2eetest.Server, *slog.Logger) (
 			HTTPClient: api.Client(),
 			Fetcher:    &e2ee.FetcherConfig{HTTPClient: api.Client(), Logger: log},
 		})
+	}
+}
+
+// withOptions is powens.NewClient on the test API with opts, completed with
+// the test API's client and a fetcher logging to log.
+func withOptions(domain string, opts powens.Options) func(*testing.T, *e2eetest.Server, *slog.Logger) (*http.Client, error) {
+	return func(_ *testing.T, api *e2eetest.Server, log *slog.Logger) (*http.Client, error) {
+		opts.HTTPClient = api.Client()
+		opts.Fetcher = &e2ee.FetcherConfig{HTTPClient: api.Client(), Logger: log}
+		return powens.NewClient(domain, &opts)
 	}
 }
 
@@ -109,6 +122,7 @@ func verifyOnly(t *testing.T, api *e2eetest.Server, log *slog.Logger) (*http.Cli
 const (
 	connections = "https://acme.biapi.pro/2.0/users/me/connections"
 	cleartext   = `{"id_connector": 40, "login": "john.doe", "password": "` + secret + `"}`
+	update      = `{"login": "john.doe", "password": "` + secret + `", "resume": true}`
 )
 
 // mistakes are the configuration mistakes that, before the SDK refused
@@ -188,6 +202,61 @@ func mistakes() []mistake {
 		// A credential pasted into a template becomes a member name.
 		{name: "credential as a member name", setUp: newClient("acme"), url: connections, body: `{"id_connector": 40, "login\", \"password\": \"` + secret + `": 1}`, want: refused, reason: "/* is a number"},
 		{name: "credential as a member name, control characters", setUp: newClient("acme"), url: connections, body: `{"id_connector": 40, "` + secret + `\u001b[2J\n": 1}`, want: refused, reason: "/* is a number"},
+		// Every request shape fails closed (each row names its finding).
+		// 1. A gateway with a path prefix: refused until declared.
+		{name: "1 gateway with a path prefix", setUp: newClient("acme"), url: "https://egress.internal/powens/2.0/users/me/connections", want: refused, reason: `"egress.internal": the host is not that of route`},
+		{name: "1 gateway, the message says how to declare it", setUp: newClient("acme"), url: "https://egress.internal/powens/2.0/payments/9", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "if the host is a gateway to the API, name it in a route, as powens.Options.BaseURL does"},
+		{name: "1 the API host in a proxy's path", setUp: newClient("acme"), url: "https://proxy.example/acme.biapi.pro/2.0/users/me/connections", want: refused, reason: `"proxy.example"`},
+		{name: "1 gateway declared with BaseURL", setUp: withOptions("acme", powens.Options{BaseURL: "https://egress.internal/powens"}), url: "https://egress.internal/powens/2.0/users/me/connections", want: encrypted},
+		{name: "1 gateway declared, the API host still encrypted", setUp: withOptions("acme", powens.Options{BaseURL: "https://egress.internal/powens/"}), url: connections, want: encrypted},
+		{name: "1 relay whose upstream URL has a path", setUp: verifyOnly, url: "https://acme.biapi.pro/upstream/2.0/users/me/connections", want: refused, reason: "cleartext: /*, /*"},
+		{name: "1 relay whose upstream URL has a path, payment", setUp: verifyOnly, url: "https://acme.biapi.pro/upstream/2.0/payments/9", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "cleartext: /fields/*"},
+		// 2. Other spellings on the API host.
+		{name: "2 version 3.0", setUp: newClient("acme"), url: "https://acme.biapi.pro/3.0/users/me/connections", want: encrypted},
+		{name: "2 version 2.1", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.1/users/me/connections/42", body: update, want: encrypted},
+		{name: "2 no version", setUp: newClient("acme"), url: "https://acme.biapi.pro/users/me/connections", want: encrypted},
+		{name: "2 no version, update", setUp: newClient("acme"), url: "https://acme.biapi.pro/users/me/connections/42", body: update, want: encrypted},
+		{name: "2 trailing dot", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections.", want: encrypted},
+		{name: "2 trailing space", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections%20", want: encrypted},
+		{name: "2 trailing tab and dots", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections%09..", want: encrypted},
+		{name: "2 format suffix", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections.json", want: encrypted},
+		{name: "2 format suffix on the update", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/42.json", body: update, want: encrypted},
+		{name: "2 CONNECT with a dot segment", setUp: verifyOnly, method: "CONNECT", url: "https://acme.biapi.pro/2.0/./users/me/connections", want: refused, reason: "cleartext: /*, /*"},
+		{name: "2 CONNECT with a double slash", setUp: verifyOnly, method: "CONNECT", url: "https://acme.biapi.pro/2.0//users/me/connections/", want: refused, reason: "cleartext: /*, /*"},
+		{name: "2 another version through a relay", setUp: verifyOnly, url: "https://acme.biapi.pro/3.0/users/me/connections", want: refused, reason: "cleartext: /*, /*"},
+		// 3. A body whose root is not an object.
+		{name: "3 body stringified twice", setUp: newClient("acme"), url: connections, body: `"{\"login\": \"john\", \"password\": \"` + secret + `\"}"`, want: refused, reason: "the body is a JSON string, not an object: was it stringified twice?"},
+		{name: "3 body stringified twice, through a relay", setUp: verifyOnly, url: connections, body: `"{\"password\": \"` + secret + `\"}"`, want: refused, reason: "the body is a JSON string"},
+		{name: "3 body that is a bare string", setUp: newClient("acme"), url: connections, body: `"` + secret + `"`, want: refused, reason: "the body is a JSON string"},
+		{name: "3 body that is a number", setUp: newClient("acme"), url: connections, body: `1234`, want: refused, reason: "the body is a number"},
+		{name: "3 body that is true", setUp: newClient("acme"), url: connections, body: `true`, want: refused, reason: "the body is a boolean"},
+		{name: "3 body that is null", setUp: newClient("acme"), url: connections, body: `null`, want: refused, reason: "the body is null"},
+		{name: "3 body that is an array", setUp: newClient("acme"), url: connections, body: `["` + secret + `"]`, want: refused, reason: "the body is an array, not an object"},
+		// 4. Payment fields that are not an object.
+		{name: "4 payment fields stringified", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9", body: `{"fields": "{\"website\": \"` + secret + `\"}"}`, want: refused, reason: "/fields is a string, not an object: was it stringified twice?"},
+		{name: "4 payment fields an array", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9", body: `{"fields": ["` + secret + `"]}`, want: refused, reason: "/fields is an array, not an object"},
+		{name: "4 payment fields a number", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9", body: `{"fields": 1234}`, want: refused, reason: "/fields is a number"},
+		{name: "4 payment fields null", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9", body: `{"validated": true, "fields": null}`, want: passed},
+		// 5. Credentials in the query string.
+		{name: "5 credential in the query", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/42?password=" + secret, want: refused, reason: "query parameter 1 (*): credentials go in the JSON body"},
+		{name: "5 credential in the query, no body", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/42?source=x;otp=" + secret, body: "-", want: refused, reason: "query parameter 2 (*)"},
+		{name: "5 credential in the query, bracket notation", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9?fields%5Bwebsite%5D=" + secret, body: "-", want: refused, reason: "query parameter 1 (*)"},
+		{name: "5 credential in the query, through a relay", setUp: verifyOnly, method: "GET", url: "https://acme.biapi.pro/2.0/users/me/connections?password=" + secret, body: "-", want: refused, reason: "query parameter 1 (*)"},
+		{name: "5 documented query parameters", setUp: newClient("acme"), url: connections + "?source=openapi&expand=accounts", want: encrypted},
+		{name: "5 credential in another domain's query", setUp: newClient("acme"), method: "GET", url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections?password=" + secret, body: "-", want: refused, reason: "the host is not that of route"},
+		// 6. The recipient update.
+		{name: "6 recipient update", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/accounts/1/recipients/2", body: `{"label": "rent", "code": "` + secret + `"}`, want: encrypted},
+		{name: "6 recipient update through a relay", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/users/me/accounts/1/recipients/2", body: `{"label": "rent", "code": "` + secret + `"}`, want: refused, reason: "cleartext: /*"},
+		// 7. A JWE in the input.
+		{name: "7 JWE in the input", setUp: newClient("acme"), url: connections, body: "jwe", want: refused, reason: "already encrypted: /*: a JWE is as good as the credential it holds"},
+		// 9. Member names that look like identifiers.
+		{name: "9 credential as an identifier-like member name", setUp: newClient("acme"), url: connections, body: `{"id_connector": 40, "` + secret + `": 5}`, want: refused, reason: "/* is a number"},
+		{name: "9 credential as an identifier-like member name, through a relay", setUp: verifyOnly, url: connections, body: `{"id_connector": 40, "` + secret + `": 5}`, want: refused, reason: "cleartext: /* (a number)"},
+		// 11. The payment endpoint's two bodies.
+		{name: "11 SubmitFieldValues, chosen per request", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9", body: `{"fields": {"sms_code": "123456"}}`, ctx: powens.SubmitFieldValues, want: passed},
+		{name: "11 a validation body sent as SubmitFieldValues", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9", body: `{"validate_mechanism": "webauth", "webview_url": "https://x.example", "fields": {"website": "` + secret + `"}}`, ctx: powens.SubmitFieldValues, want: refused, reason: "cleartext: /validate_mechanism, /webview_url"},
+		{name: "11 a validation body missing members is encrypted", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9", body: `{"fields": {"website": "` + secret + `"}}`, want: encrypted},
+		{name: "11 SubmitFieldValues leaves other requests alone", setUp: newClient("acme"), url: connections, ctx: powens.SubmitFieldValues, want: encrypted},
 		// A relay checks that JWEs are made with the current key.
 		{name: "relay: JWE of another key", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + otherKeyJWE() + `"}}`, want: refused, reason: "not a JWE of the current key"},
 		{name: "relay: JWE of another key of the same size", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + sameSizeKeyJWE() + `"}}`, want: refused, reason: "not a JWE of the current key"},
@@ -239,6 +308,12 @@ func TestMistakesFailClosed(t *testing.T) {
 				body = ""
 			case "forged": // the current kid on a JWE of a 3072-bit key
 				body = `{"fields": {"code": "` + forgeKid(t, otherKeyJWE(), api.Key().ID) + `"}}`
+			case "jwe": // a JWE of the credential, made with the API's key
+				jwe, err := e2ee.NewEncryptor(e2ee.StaticKey(api.Key())).EncryptString(context.Background(), secret)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body = `{"id_connector": 40, "login": "john", "password": "` + jwe + `"}`
 			}
 
 			client, cfgErr := tt.setUp(t, api, log)
@@ -262,13 +337,23 @@ func TestMistakesFailClosed(t *testing.T) {
 				for k, v := range tt.header {
 					req.Header[k] = v
 				}
+				if tt.ctx != nil {
+					req = req.WithContext(tt.ctx(req.Context()))
+				}
 				var resp *http.Response
 				if resp, err = client.Do(req); err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
 			}
-			checkNoSecret(t, "RoundTrip error", err)
+			if uerr := (*url.Error)(nil); strings.Contains(tt.url, secret) && errors.As(err, &uerr) {
+				// http.Client's error quotes the URL, query included: a
+				// credential there shows wherever the URL does. The
+				// Transport's own error must not add it.
+				checkNoSecret(t, "RoundTrip error", uerr.Err)
+			} else {
+				checkNoSecret(t, "RoundTrip error", err)
+			}
 			if strings.Contains(logs.String(), secret[:8]) {
 				t.Errorf("a log line carries the credential:\n%s", logs.String())
 			}
@@ -350,5 +435,68 @@ func checkNoSecret(t *testing.T, what string, err error) {
 		default:
 			e = nil
 		}
+	}
+}
+
+// logging is a RoundTripper that records the request bodies it sees, as a
+// logging or tracing middleware would, and sends them on with next.
+type logging struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen bytes.Buffer
+}
+
+func (l *logging) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		body, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		l.seen.Write(body)
+		l.mu.Unlock()
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return l.next.RoundTrip(req)
+}
+
+func (l *logging) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen.String()
+}
+
+// TestPlacementTransportOutermost checks the placement rule both ways: a
+// RoundTripper in the encrypting Transport's Base (Options.HTTPClient's
+// Transport) sees JWEs only, and one wrapped around the client's Transport
+// sees the cleartext. So the encrypting Transport must be the outermost.
+func TestPlacementTransportOutermost(t *testing.T) {
+	api := e2eetest.NewServer()
+	defer api.Close()
+	inner := &logging{next: api.Transport()}
+	client, err := powens.NewClient("acme", &powens.Options{
+		HTTPClient: &http.Client{Transport: inner},
+		Fetcher:    &e2ee.FetcherConfig{HTTPClient: api.Client()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer := &logging{next: client.Transport}
+	client.Transport = outer // the wrong place, as an otelhttp-style wrapper would be put
+
+	resp, err := client.Post(connections, "application/json", strings.NewReader(cleartext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if r, ok := api.LastRequest(); !ok || r.Opened != cleartext {
+		t.Fatalf("the API reads %q; want the request encrypted", r.Opened)
+	}
+	if got := inner.String(); strings.Contains(got, secret) || !strings.Contains(got, `"password": "eyJ`) {
+		t.Errorf("a RoundTripper in Base saw %.200s; want JWEs only", got)
+	}
+	if got := outer.String(); !strings.Contains(got, secret) {
+		t.Errorf("a RoundTripper wrapped around the Transport saw %.200s; want the cleartext (it sees the request first)", got)
 	}
 }

@@ -194,6 +194,65 @@ func TestPayloadEncryptErrors(t *testing.T) {
 	}
 }
 
+// TestPayloadObjectsOnly checks that a Payload of ObjectsOnly refuses an
+// array where its patterns go, and takes objects and null there.
+func TestPayloadObjectsOnly(t *testing.T) {
+	enc, priv, kid := testEncryptor()
+	for _, tt := range []struct {
+		fields []string
+		body   string
+		reason string // "" when the body is taken
+	}{
+		{[]string{"/*"}, `["` + canary + `"]`, "e2ee: the body is an array, not an object"},
+		{[]string{"/fields/*"}, `{"fields": ["` + canary + `"]}`, "e2ee: /fields is an array, not an object"},
+		{[]string{"/fields/*"}, `{"fields": "{}"}`, "e2ee: /fields is a string, not an object: was it stringified twice?"},
+		{[]string{"/fields/*"}, `{"fields": null, "other": [1]}`, ""},
+		{[]string{"/fields/*"}, `{"fields": {"code": "` + canary + `"}}`, ""},
+		{[]string{"/*"}, `{"list": "x"}`, ""},
+	} {
+		p, err := NewPayload(enc, tt.fields...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objects := p.ObjectsOnly()
+		out, err := objects.Encrypt(context.Background(), []byte(tt.body))
+		checkErr := objects.Check([]byte(tt.body))
+		if tt.reason != "" {
+			wantError(t, "Encrypt("+tt.body+")", err, ErrBodyShape, tt.reason)
+			wantError(t, "Check("+tt.body+")", checkErr, ErrBodyShape, tt.reason)
+			if _, err := p.Encrypt(context.Background(), []byte(tt.body)); strings.HasPrefix(tt.body, "[") && err != nil {
+				t.Errorf("without ObjectsOnly, Encrypt(%s) = %v; want the array taken", tt.body, err)
+			}
+			continue
+		}
+		if err != nil || bytes.Contains(out, []byte(canary)) {
+			t.Errorf("Encrypt(%s) = %s, %v; want it encrypted", tt.body, out, err)
+		}
+		_ = openJWEs(t, out, priv, kid)
+	}
+}
+
+// TestPayloadEncryptsFourDots checks that a designated string with four
+// dots that is not a JWE is encrypted, not taken for one and left.
+func TestPayloadEncryptsFourDots(t *testing.T) {
+	enc, priv, kid := testEncryptor()
+	p, err := NewPayload(enc, "/p", "/q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"p": "S3cr3t.a.b.c.d", "q": "e30.e30.e30.e30.e30"}`
+	out, err := p.Encrypt(context.Background(), []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := openJWEs(t, out, priv, kid), `{"p": jwe("S3cr3t.a.b.c.d"), "q": jwe("e30.e30.e30.e30.e30")}`; got != want {
+		t.Errorf("Encrypt(%s), decrypted = %s; want %s", body, got, want)
+	}
+	if err := p.Check([]byte(body)); !errors.Is(err, ErrCleartext) || !strings.Contains(err.Error(), "/p, /q") {
+		t.Errorf("Check(%s) = %v; want /p and /q in cleartext", body, err)
+	}
+}
+
 func TestNewPayloadErrors(t *testing.T) {
 	for _, tt := range []struct {
 		name   string

@@ -388,7 +388,7 @@ var errLongBody = errors.New("e2ee: request body longer than its Content-Length"
 // refused is the error of a request refused on route: err's message, then
 // the route.
 func refused(route *Route, err error) error {
-	return &notSentError{route: route.Pattern, err: err}
+	return &notSentError{route: route.Pattern, variant: route.Variant, err: err}
 }
 
 // foreignHostError is the error of a request to a host that no route names,
@@ -408,13 +408,17 @@ func foreignHostError(req *http.Request, route *Route) error {
 // ErrNotSent and its cause. Its message is the cause's, then the route's
 // pattern when there is one.
 type notSentError struct {
-	route string // the pattern of the route refused on; "" for none
-	err   error
+	route   string // the pattern of the route refused on; "" for none
+	variant string // the route's variant, if any
+	err     error
 }
 
 func (e *notSentError) Error() string {
-	if e.route == "" {
+	switch {
+	case e.route == "":
 		return e.err.Error()
+	case e.variant != "":
+		return fmt.Sprintf("%s (request not sent: route %q, variant %q)", e.err, e.route, e.variant)
 	}
 	return fmt.Sprintf("%s (request not sent: route %q)", e.err, e.route)
 }

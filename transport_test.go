@@ -2,6 +2,7 @@ package e2ee
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -334,6 +335,11 @@ func TestTransportContentHeaders(t *testing.T) {
 		{"identity encoding", connectionsURL, http.Header{"Content-Encoding": {"identity"}}, ""},
 		{"gzip", connectionsURL, http.Header{"Content-Encoding": {"gzip"}}, `Content-Encoding is "gzip": compressed bodies cannot be encrypted in place`},
 		{"gzip after identity", connectionsURL, http.Header{"Content-Encoding": {"identity", "gzip"}}, "compressed bodies"},
+		{"br", connectionsURL, http.Header{"Content-Encoding": {"br"}}, `Content-Encoding is "br"`},
+		{"deflate", connectionsURL, http.Header{"Content-Encoding": {"deflate"}}, `Content-Encoding is "deflate"`},
+		{"zstd", connectionsURL, http.Header{"Content-Encoding": {"zstd"}}, `Content-Encoding is "zstd"`},
+		{"compress", connectionsURL, http.Header{"Content-Encoding": {"compress"}}, `Content-Encoding is "compress"`},
+		{"an encoding in capitals", connectionsURL, http.Header{"Content-Encoding": {" GZIP "}}, `Content-Encoding is "GZIP"`},
 		{"text", connectionsURL, http.Header{"Content-Type": {"text/plain"}}, `Content-Type is "text/plain"`},
 		{"two Content-Types", connectionsURL, http.Header{"Content-Type": {"application/json", "text/plain"}}, "2 Content-Type headers"},
 		{"not a media type", connectionsURL, http.Header{"Content-Type": {"application/json; charset"}}, "not a media type"},
@@ -573,6 +579,244 @@ func TestTransportUnknownLength(t *testing.T) {
 	sent := rec.requests()
 	if len(sent) != 1 || openJWEs(t, sent[0].body, priv, kid) != `{"password": jwe("`+canary+`")}` {
 		t.Errorf("a body of unknown length was not encrypted")
+	}
+}
+
+// TestTransportBodyLimit sends bodies of unknown length (chunked, from a
+// pipe) and of known length at the limit and one byte over it: the first is
+// encrypted, the second refused and nothing sent, never truncated.
+func TestTransportBodyLimit(t *testing.T) {
+	enc, priv, kid := testEncryptor()
+	body := `{"password": "` + canary + `"}`
+	for _, tt := range []struct {
+		name    string
+		limit   int64
+		pipe    bool // a body of unknown length
+		refused bool
+	}{
+		{"unknown length, at the limit", int64(len(body)), true, false},
+		{"unknown length, one byte over", int64(len(body)) - 1, true, true},
+		{"known length, at the limit", int64(len(body)), false, false},
+		{"known length, one byte over", int64(len(body)) - 1, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			tr := testTransport(t, enc, rec)
+			tr.MaxBodyBytes = tt.limit
+			var rd io.Reader = strings.NewReader(body)
+			if tt.pipe {
+				pr, pw := io.Pipe()
+				go func() {
+					for i := range body { // byte by byte: a chunked upload
+						pw.Write([]byte{body[i]})
+					}
+					pw.Close()
+				}()
+				rd = pr
+			}
+			req, err := http.NewRequest("POST", connectionsURL, rd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.pipe && req.ContentLength != 0 {
+				t.Fatalf("ContentLength = %d; want 0, unknown", req.ContentLength)
+			}
+			_, err = tr.RoundTrip(req)
+			sent := rec.requests()
+			if tt.refused {
+				if !errors.Is(err, ErrNotSent) || !strings.Contains(err.Error(), "exceeds the limit") || len(sent) != 0 {
+					t.Errorf("RoundTrip = %v, %d sent; want a refusal for the limit, nothing sent", err, len(sent))
+				}
+				return
+			}
+			if err != nil || len(sent) != 1 || openJWEs(t, sent[0].body, priv, kid) != `{"password": jwe("`+canary+`")}` {
+				t.Errorf("RoundTrip = %v, %d sent; want the whole body encrypted", err, len(sent))
+			}
+		})
+	}
+}
+
+// TestTransportQuery checks query parameters on a matching route: a
+// parameter whose name the route designates is refused, whatever its
+// spelling, unless AllowQuery lists it; the others pass.
+func TestTransportQuery(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	create, err := NewPayload(enc, "/*", "!/id_connector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := NewPayload(nil, "/fields/*", "/code")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Transport{Routes: []Route{
+		{Pattern: "acme.biapi.pro/users/{user}/connections", Payload: create, AllowQuery: []string{"source"}},
+		{Pattern: "acme.biapi.pro/payments/{payment}", Payload: fields, VerifyOnly: true},
+	}}
+	for _, tt := range []struct {
+		query  string
+		path   string // "" for the connections
+		reason string // "" when the request is sent
+	}{
+		{"source=openapi", "", ""},
+		{"id_connector=40", "", ""},
+		{"", "", ""},
+		{"password=" + canary, "", "query parameter 1 (*)"},
+		{"source=x&password=" + canary, "", "query parameter 2 (*)"},
+		{"source=x;password=" + canary, "", "query parameter 2 (*)"},
+		{"pass%77ord=" + canary, "", "query parameter 1 (*)"},
+		{"password", "", "query parameter 1 (*)"},
+		{"Source=x", "", "query parameter 1 (*)"},
+		{"website=x", "/2.0/payments/9", ""},
+		{"fields=" + canary, "/2.0/payments/9", `query parameter 1 ("fields")`},
+		{"fields%5Bwebsite%5D=" + canary, "/2.0/payments/9", "query parameter 1 (*)"},
+		{"fields.website=" + canary, "/2.0/payments/9", "query parameter 1 (*)"},
+		{"fields[]=" + canary, "/2.0/payments/9", "query parameter 1 (*)"},
+		{"CODE=" + canary, "/2.0/payments/9", "query parameter 1 (*)"},
+		{"code=" + canary, "/2.0/payments/9", `query parameter 1 ("code")`},
+	} {
+		t.Run(tt.query, func(t *testing.T) {
+			rec := &recorder{}
+			tr.Base = rec
+			u := "https://acme.biapi.pro" + cmp.Or(tt.path, "/2.0/users/me/connections") + "?" + tt.query
+			for _, method := range []string{"GET", "POST"} {
+				req, err := http.NewRequest(method, u, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = tr.RoundTrip(req)
+				route, merr := tr.Match(req)
+				if tt.reason == "" {
+					if err != nil || merr != nil || route == nil {
+						t.Errorf("%s ?%s: RoundTrip = %v, Match = %v, %v; want it sent on its route", method, tt.query, err, route, merr)
+					}
+					continue
+				}
+				wantError(t, method+" RoundTrip", err, ErrCleartext, tt.reason)
+				wantError(t, method+" Match", merr, ErrNotSent, tt.reason)
+				if strings.Contains(err.Error(), canary) || len(rec.requests()) != 0 {
+					t.Errorf("%s ?%s: the error carries the credential, or %d requests were sent", method, tt.query, len(rec.requests()))
+				}
+			}
+		})
+	}
+}
+
+// TestTransportJWEInput sends a body whose credential is already a JWE: an
+// encrypting route refuses it, as a JWE is as good as the credential, unless
+// the route has AllowJWE; a VerifyOnly route takes it.
+func TestTransportJWEInput(t *testing.T) {
+	enc, priv, kid := testEncryptor()
+	jwe := storedJWE()
+	body := `{"login": "john", "password": "` + jwe + `"}`
+	for _, tt := range []struct {
+		name     string
+		allow    bool
+		verify   bool
+		body     string
+		refused  bool
+		wantSent string // decrypted; "" for the body as sent
+	}{
+		{"refused by default", false, false, body, true, ""},
+		{"refused alone", false, false, `{"password": "` + jwe + `"}`, true, ""},
+		{"allowed with AllowJWE", true, false, body, false, `{"login": jwe("john"), "password": jwe("already-encrypted")}`},
+		{"four dots, not a JWE, encrypted", false, false, `{"password": "S3cr3t.a.b.c.d"}`, false, `{"password": jwe("S3cr3t.a.b.c.d")}`},
+		{"taken on a VerifyOnly route", false, true, `{"login": "` + jwe + `", "password": "` + jwe + `"}`, false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewPayload(enc, "/*")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recorder{}
+			tr := &Transport{Base: rec, Routes: []Route{{Pattern: "POST /users/{user}/connections", Payload: p, AllowJWE: tt.allow, VerifyOnly: tt.verify}}}
+			req, _ := newRequest(t, "POST", connectionsURL, tt.body)
+			_, err = tr.RoundTrip(req)
+			sent := rec.requests()
+			if tt.refused {
+				wantError(t, "RoundTrip", err, ErrAlreadyEncrypted, "already encrypted: /*: a JWE is as good as the credential it holds")
+				if !errors.Is(err, ErrNotSent) || len(sent) != 0 {
+					t.Errorf("RoundTrip = %v, %d sent; want ErrNotSent, nothing sent", err, len(sent))
+				}
+				return
+			}
+			if err != nil || len(sent) != 1 {
+				t.Fatalf("RoundTrip = %v, %d sent; want it sent", err, len(sent))
+			}
+			if tt.wantSent == "" {
+				if string(sent[0].body) != tt.body {
+					t.Errorf("sent %s; want the body as it was", sent[0].body)
+				}
+				return
+			}
+			if got := openJWEs(t, sent[0].body, priv, kid); got != tt.wantSent {
+				t.Errorf("sent, decrypted: %s; want %s", got, tt.wantSent)
+			}
+		})
+	}
+}
+
+// TestTransportVariant checks that a route with a Variant takes only the
+// requests whose context names it, before the routes without one, and
+// that other requests under that context are matched as usual.
+func TestTransportVariant(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	validate, err := NewPayload(enc, "/fields/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	submit, err := NewPayload(nil, "/*", "!/fields", "/webview_url")
+	if err != nil {
+		t.Fatal(err)
+	}
+	create, err := NewPayload(enc, "/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Transport{Routes: []Route{
+		{Pattern: "acme.biapi.pro/payments/{payment}", Payload: validate},
+		{Pattern: "acme.biapi.pro/payments/{payment}", Payload: submit, VerifyOnly: true, Variant: "submit"},
+		{Pattern: "acme.biapi.pro/users/{user}/connections", Payload: create},
+	}}
+	if err := tr.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	const payment = "https://acme.biapi.pro/2.0/payments/9"
+	for _, tt := range []struct {
+		name, variant, url, body string
+		cleartext                bool   // sent as it was
+		reason                   string // of a refusal
+	}{
+		{"no variant: fields encrypted", "", payment, `{"fields": {"code": "` + canary + `"}}`, false, ""},
+		{"the variant: fields as they are", "submit", payment, `{"fields": {"code": "123456"}}`, true, ""},
+		{"the variant: a validation body refused", "submit", payment, `{"webview_url": "https://x.example", "fields": {"code": "` + canary + `"}}`, false,
+			`cleartext: /webview_url (request not sent: route "acme.biapi.pro/payments/{payment}", variant "submit")`},
+		{"another variant: as usual", "other", payment, `{"fields": {"code": "` + canary + `"}}`, false, ""},
+		{"the variant elsewhere: as usual", "submit", connectionsURL, `{"password": "` + canary + `"}`, false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{}
+			tr.Base = rec
+			req, _ := newRequest(t, "POST", tt.url, tt.body)
+			if tt.variant != "" {
+				req = req.WithContext(WithVariant(req.Context(), tt.variant))
+			}
+			_, err := tr.RoundTrip(req)
+			sent := rec.requests()
+			switch {
+			case tt.reason != "":
+				wantError(t, "RoundTrip", err, ErrNotSent, tt.reason)
+				if len(sent) != 0 {
+					t.Errorf("%d requests sent; want none", len(sent))
+				}
+			case err != nil || len(sent) != 1:
+				t.Fatalf("RoundTrip = %v, %d sent; want it sent", err, len(sent))
+			case tt.cleartext && string(sent[0].body) != tt.body:
+				t.Errorf("sent %s; want the body as it was", sent[0].body)
+			case !tt.cleartext && bytes.Contains(sent[0].body, []byte(canary)):
+				t.Errorf("sent %s; want it encrypted", sent[0].body)
+			}
+		})
 	}
 }
 

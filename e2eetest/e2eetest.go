@@ -3,7 +3,8 @@
 //
 // A [Server] listens over TLS on loopback. It serves a fixture public key as a
 // JWK at its URL itself and at /2.0/publickey, the path of the API's own key
-// endpoint. Every other request reaches a stand-in for the API, which decrypts
+// endpoint, below any prefix (a gateway's, as powens.Options.BaseURL
+// declares). Every other request reaches a stand-in for the API, which decrypts
 // each JWE of the body it receives, records the request (see [Request]) and
 // answers 200 with {} unless told otherwise ([Server.Respond],
 // [Server.RejectRetiredKeys]). Like the API, it refuses with 400 a request to
@@ -64,6 +65,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,7 +192,7 @@ func (s *Server) Close() {
 // and everything else to the stand-in for the API.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
-		(r.URL.Path == "/" || r.URL.Path == keyPath) {
+		(r.URL.Path == "/" || strings.HasSuffix(r.URL.Path, keyPath)) {
 		s.serveKey(w, r)
 		return
 	}

@@ -165,9 +165,13 @@ func gateway(s string) (base, error) {
 	if strings.Contains(host, ":") {
 		return bad("has an IPv6 address: use a host name")
 	}
-	u.Host = host
-	if p := u.Port(); p != "" {
-		u.Host = host + ":" + p
+	if !strings.Contains(host, ".") && host != "localhost" {
+		return bad("has a host of one label: use its fully qualified name, with a dot")
+	}
+	if port := u.Port(); port != "" {
+		u.Host = host + ":" + port
+	} else {
+		u.Host = host
 	}
 	u.Path, u.RawPath = strings.TrimRight(u.Path, "/"), strings.TrimRight(u.RawPath, "/")
 	return base{url: u.String(), host: host}, nil

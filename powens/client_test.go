@@ -1,8 +1,10 @@
 package powens_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
@@ -32,6 +34,14 @@ func TestNewClientConfigErrors(t *testing.T) {
 		{"Keys and Fetcher both set", "acme", &powens.Options{Keys: keys, Fetcher: &e2ee.FetcherConfig{}}, "both set"},
 		{"negative fetcher timeout", "acme", &powens.Options{Fetcher: &e2ee.FetcherConfig{Timeout: -time.Second}}, "Timeout is negative"},
 		{"MinTTL above MaxTTL", "acme", &powens.Options{Fetcher: &e2ee.FetcherConfig{MinTTL: time.Hour, MaxTTL: time.Minute}}, "exceeds MaxTTL"},
+		{"BaseURL over http", "acme", &powens.Options{BaseURL: "http://egress.internal/powens"}, "is http: want https"},
+		{"BaseURL with a query", "acme", &powens.Options{BaseURL: "https://egress.internal/powens?key=TOKEN"}, "has a query"},
+		{"BaseURL with a fragment", "acme", &powens.Options{BaseURL: "https://egress.internal/powens#x"}, "has a fragment"},
+		{"BaseURL with user information", "acme", &powens.Options{BaseURL: "https://TOKEN:x@egress.internal/powens"}, "has user information"},
+		{"BaseURL without a scheme", "acme", &powens.Options{BaseURL: "egress.internal/powens"}, "has no host"},
+		{"BaseURL of another scheme", "acme", &powens.Options{BaseURL: "ftp://egress.internal/powens"}, "want an https URL"},
+		{"BaseURL with an IPv6 address", "acme", &powens.Options{BaseURL: "https://[::1]/powens"}, "IPv6"},
+		{"BaseURL with a one-label host", "acme", &powens.Options{BaseURL: "https://egress/powens"}, "use its fully qualified name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			client, err := powens.NewClient(tt.domain, tt.opts)
@@ -42,6 +52,60 @@ func TestNewClientConfigErrors(t *testing.T) {
 				t.Errorf("NewClient(%q) error = %q; want %q", tt.domain, err, tt.reason)
 			}
 		})
+	}
+}
+
+// TestNewClientRefusesBaseURLSecrets checks that a BaseURL error never
+// quotes the user information or the query, which may carry a token.
+func TestNewClientRefusesBaseURLSecrets(t *testing.T) {
+	for _, base := range []string{"https://TOKEN:x@egress.internal/p", "https://egress.internal/p?key=TOKEN", "http://egress.internal/p?TOKEN"} {
+		if _, err := powens.NewClient("acme", &powens.Options{BaseURL: base}); err == nil || strings.Contains(err.Error(), "TOKEN") {
+			t.Errorf("NewClient with BaseURL %s: %v; want an error without the token", base, err)
+		}
+	}
+}
+
+// TestNewClientBaseURL checks a gateway declared with BaseURL: the key is
+// fetched below its prefix, credential requests to its host are encrypted
+// (and to the domain's own host), and those to another host refused.
+func TestNewClientBaseURL(t *testing.T) {
+	priv := fixture.Private(fixture.RSA2048A)
+	jwk := fixture.JWK(&priv.PublicKey, map[string]any{"kid": "gw"})
+	rec := &recorder{bodies: map[string][]byte{}}
+	var keyURLs []string
+	base := &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method == "GET" {
+			keyURLs = append(keyURLs, req.URL.String())
+			return &http.Response{StatusCode: 200, Body: io.NopCloser(bytes.NewReader(jwk)), Header: http.Header{}, Request: req}, nil
+		}
+		return rec.RoundTrip(req)
+	})}
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: base, BaseURL: "https://Egress.Internal:8443/powens/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{
+		"https://egress.internal:8443/powens/2.0/users/me/connections/7",
+		"https://acme.biapi.pro/2.0/users/me/connections/7",
+	} {
+		resp, err := client.Post(url, "application/json", strings.NewReader(`{"otp": "123456"}`))
+		if err != nil {
+			t.Fatalf("POST %s: %v", url, err)
+		}
+		resp.Body.Close()
+		rec.mu.Lock()
+		got, _, err := fixture.Open(rec.bodies[url], priv)
+		rec.mu.Unlock()
+		if err != nil || got != `{"otp": jwe("123456")}` {
+			t.Errorf("POST %s sent, decrypted: %s, %v; want the OTP encrypted", url, got, err)
+		}
+	}
+	if len(keyURLs) != 1 || keyURLs[0] != "https://egress.internal:8443/powens/2.0/publickey" {
+		t.Errorf("key fetched from %q; want https://egress.internal:8443/powens/2.0/publickey once", keyURLs)
+	}
+	_, err = client.Post("https://other.internal/powens/2.0/users/me/connections/7", "application/json", strings.NewReader(`{"otp": "123456"}`))
+	if !errors.Is(err, e2ee.ErrNotSent) {
+		t.Errorf("POST to another host: %v; want ErrNotSent", err)
 	}
 }
 

@@ -125,6 +125,24 @@ func TestRoutes(t *testing.T) {
 			`{"connector_uuid": "338178e6", "validate_mechanism": "webview", "fields": {"website": jwe("par"), "login": jwe("john.doe"), "password": jwe("hunter2")}, "payer": {"identity": "John Doe"}, "webview_url": "https://example.org/cb", "validated": true}`,
 		},
 		{
+			"recipient update", "POST",
+			"https://acme.biapi.pro/2.0/users/me/accounts/3/recipients/9",
+			`{"iban": "FR7630006000011234567890189", "label": "Landlord", "category": "rent", "background": true, "sms_code": "246810"}`,
+			`{"iban": "FR7630006000011234567890189", "label": "Landlord", "category": "rent", "background": true, "sms_code": jwe("246810")}`,
+		},
+		{
+			"connection creation, another version, documented query", "POST",
+			"https://acme.biapi.pro/3.0/users/me/connections?source=openapi&expand=accounts",
+			`{"id_connector": 40, "password": "hunter2"}`,
+			`{"id_connector": 40, "password": jwe("hunter2")}`,
+		},
+		{
+			"payment submitting field values is encrypted unless chosen", "POST",
+			"https://acme.biapi.pro/2.0/payments/79",
+			`{"fields": {"sms": "123456"}}`,
+			`{"fields": {"sms": jwe("123456")}}`,
+		},
+		{
 			"connection update with another method", "PUT",
 			"https://acme.biapi.pro/2.0/users/me/connections/35",
 			`{"password": "hunter2"}`,
