@@ -19,9 +19,10 @@
 //   - [Payload] rewrites JSON request bodies, replacing the designated
 //     fields and leaving every other byte as it was; [Payload.Check] tells
 //     whether a body is already encrypted.
-//   - [Transport] is an [net/http.RoundTripper] that encrypts the matching
-//     requests a backend sends, and fails closed: when anything goes wrong,
-//     nothing is sent.
+//   - [Transport] is an [net/http.RoundTripper] that encrypts the requests
+//     a backend sends on the routed resources, whatever their prefix, and
+//     fails closed: when anything goes wrong, nothing is sent. It must be
+//     the outermost RoundTripper: logging and tracing go in its Base.
 //   - [KeyHandler] relays the public key to a user interface, so that it can
 //     encrypt before anything reaches the backend.
 //
@@ -43,8 +44,8 @@
 // sentinels with [errors.Is]: [ErrNotSent] (a [Transport] sent nothing),
 // [ErrKeyUnavailable], [ErrUnsuitableKey], [ErrKeyStale],
 // [ErrResponseTooLarge] and [ErrFetcherClosed] (the key), [ErrNotJSON],
-// [ErrNotString], [ErrCleartext] and [ErrTooManyValues] (the body); and on
-// [*FetchError] with [errors.As].
+// [ErrBodyShape], [ErrNotString], [ErrCleartext], [ErrAlreadyEncrypted] and
+// [ErrTooManyValues] (the body); and on [*FetchError] with [errors.As].
 //
 // Every exported function and method is safe for concurrent use by multiple
 // goroutines. No error returned by this package contains a plaintext value or

@@ -315,10 +315,13 @@ func unescapeToken(tok string) (string, error) {
 // its decoded value, and every other byte exactly as it was.
 //
 // A designated value that is already a JWE (see [IsJWE]), or null, is left
-// as it is, so encrypting twice equals encrypting once. A designated number,
+// as it is, so encrypting twice equals encrypting once (a [Transport]
+// refuses a JWE in its input, unless [Route.AllowJWE]). A designated number,
 // boolean, object or array is an error wrapping [ErrNotString] that names its
 // JSON Pointer. Duplicate member names are all encrypted. Invalid JSON,
-// invalid UTF-8 and trailing data are errors. When a body has several values
+// invalid UTF-8 and trailing data are errors, and so is a body that cannot
+// hold its values where the patterns look for them ([ErrBodyShape]: a
+// stringified body, say). When a body has several values
 // to encrypt, they are encrypted concurrently, all with the same key.
 //
 // On error nothing partial is returned, and no error contains a value. When
@@ -462,8 +465,9 @@ func (p *Payload) workerCount() int {
 // Check returns nil when every designated value of body is a JWE, null or
 // absent. Otherwise it returns an error wrapping [ErrCleartext] that names the
 // JSON Pointers of the values still in cleartext (never the values). It
-// needs no key. Invalid JSON, and more designated values than the Payload's
-// bound, are errors too.
+// needs no key. Invalid JSON, a body that cannot hold its values where the
+// patterns look for them ([ErrBodyShape]), and more designated values than
+// the Payload's bound, are errors too.
 func (p *Payload) Check(body []byte) error {
 	return p.check(body, nil)
 }

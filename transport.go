@@ -27,36 +27,40 @@ var ErrNotSent = errors.New("e2ee: request not sent")
 const DefaultMaxBodyBytes = 1 << 20
 
 // Transport is an [http.RoundTripper] that encrypts the designated fields of
-// matching requests before they leave the process, and fails closed.
+// matching requests before they leave the process, and fails closed. Most
+// code gets one from powens.NewClient.
 //
-// A route matches on method, path and, when its pattern names one, the host
-// of the request URL (or of its Host header), read as net/http dials it and
-// as servers may read it: see [Route.Pattern]. Paths match whatever their
-// letter case, percent-encoding, dot segments, repeated or trailing slashes
-// and ;parameters, methods whatever their letter case, and hosts whatever
-// their letter case, port, trailing dot and Unicode spelling (net/http
-// dials "acme。biapi.pro" or fullwidth letters as acme.biapi.pro).
-// Requests that match no route, and every response, pass untouched; so does
-// a matching request with an empty body.
+// A request matches a route by resource: its path ends with the route's
+// path, whatever comes before it (see [Route.Pattern]), read as servers may
+// read it: in any letter case, percent-encoded or not, with dot segments,
+// repeated or trailing slashes, ;parameters, and a last segment with a
+// trailing dot, white space or a format suffix. Hosts match whatever their
+// letter case, port, trailing dot and Unicode spelling (net/http dials
+// "acme。biapi.pro" as acme.biapi.pro). Requests that match no route, and
+// every response, pass untouched; so does a matching request with an empty
+// body and no designated query parameter.
 //
-// It fails closed, at configuration time too:
-//   - A Transport with no routes, or with a route that could not match as
-//     written, refuses every request (see [Transport.Validate]).
-//   - A request that matches a route's method and path on a host that no
-//     route names is refused, unless its body is empty: it is on its way to
-//     another tenant or environment than the one the Transport was set up
-//     for. Requests to other hosts on other paths pass.
-//   - On a matching route, a non-empty body that is not JSON is refused, and
-//     so is a body with a Content-Encoding, or with a Content-Type that is
-//     not JSON (application/json, or any type/subtype+json).
-//   - A body may designate at most a bounded number of values (see
-//     [Payload.WithMaxValues]); larger ones are refused before any
-//     encryption.
+// It fails closed, at configuration time too. It refuses, with an error
+// wrapping [ErrNotSent], sending nothing and closing the body:
+//   - every request, when it has no routes or a route that could not match
+//     as written (see [Transport.Validate]);
+//   - a request on the resource of a route that names a host, to a host no
+//     route names, unless its body is empty: it is on its way to another
+//     tenant, or through a gateway the routes do not name;
+//   - on a matching route, a body that is not JSON, whose root is not an
+//     object or an array, or that has a Content-Encoding or a Content-Type
+//     other than JSON (application/json, or any type/subtype+json); a query
+//     parameter that the route designates; a designated value that is
+//     already a JWE, unless the route has AllowJWE; a body designating more
+//     values than its bound (see [Payload.WithMaxValues]);
+//   - any request whose reading, encrypting or checking fails.
 //
-// When reading, encrypting or checking fails, RoundTrip returns an error
-// wrapping [ErrNotSent], sends nothing and closes the request body; the error
-// names the route and JSON Pointers, never a value. Reading the body honours
-// the request's context.
+// The error names the route and JSON Pointers, never a value, and a member
+// name only when a pattern names it.
+//
+// Placement: a Transport must be the outermost RoundTripper, the first to
+// see a request. Logging, tracing and retrying RoundTrippers go in its Base,
+// where they see JWEs only; one wrapped around it sees the cleartext.
 //
 // Redirects: the body a Transport sends is already encrypted, and so are its
 // retries (GetBody is set). When an [http.Client] follows a 307 or 308 from a
@@ -66,13 +70,11 @@ const DefaultMaxBodyBytes = 1 << 20
 // whatever path it is sent to. For that, a response from Base that lacks its
 // Request gets the request sent.
 //
-// Keep a Transport innermost, right above the network: a logging or retrying
-// RoundTripper below it would see the cleartext.
-//
 // A Transport's fields must not be changed after its first use. It is safe
 // for concurrent use by multiple goroutines.
 type Transport struct {
-	// Base sends the requests. If nil, http.DefaultTransport is used.
+	// Base sends the requests, once encrypted: logging, tracing and
+	// retrying RoundTrippers go here. If nil, http.DefaultTransport is used.
 	Base http.RoundTripper
 	// Routes designate the requests to encrypt or check.
 	Routes []Route

@@ -1,9 +1,11 @@
 package powens_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"strings"
@@ -165,4 +167,111 @@ func ExampleOptions_keyRejected() {
 	// 200
 	// 200
 	// 3 requests reached the API
+}
+
+// A payment whose action is additionalInformationNeeded takes its field
+// values in cleartext (the API's SubmitFieldValues request), on the same
+// endpoint as the validation, whose fields it takes encrypted. The choice is
+// made per request, with SubmitFieldValues; a body is never taken for one or
+// the other by its shape. The test server refuses cleartext in strict mode,
+// as it cannot know the payment's action: this test turns it off.
+func ExampleSubmitFieldValues() {
+	api := e2eetest.NewServer()
+	defer api.Close()
+	api.Strict(false)
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: api.Client()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	post := func(ctx context.Context, body string) {
+		req, err := http.NewRequestWithContext(ctx, "POST", "https://acme.biapi.pro/2.0/payments/42", strings.NewReader(body))
+		if err != nil {
+			log.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			fmt.Println("not sent:", errors.Is(err, e2ee.ErrNotSent))
+			return
+		}
+		resp.Body.Close()
+		sent, _ := api.LastRequest()
+		fmt.Println("sent:", string(sent.Body[:min(len(sent.Body), 32)]))
+	}
+
+	ctx := context.Background()
+	post(ctx, `{"fields": {"website": "par"}}`)                               // a validation: encrypted
+	post(powens.SubmitFieldValues(ctx), `{"fields": {"sms_code": "123456"}}`) // as it is
+	post(powens.SubmitFieldValues(ctx), `{"webview_url": "https://app.example/cb", "fields": {"website": "par"}}`)
+	// Output:
+	// sent: {"fields": {"website": "eyJhbGci
+	// sent: {"fields": {"sms_code": "123456"
+	// not sent: true
+}
+
+// A gateway with a path prefix in front of the API: BaseURL declares it,
+// so that credential requests through it are encrypted and the key is
+// fetched through it. Without it, they are refused (ExampleNewClient_anotherDomain).
+func ExampleOptions_baseURL() {
+	api := e2eetest.NewServer() // plays the gateway, and the API behind it
+	defer api.Close()
+
+	client, err := powens.NewClient("acme", &powens.Options{
+		HTTPClient: api.Client(),
+		BaseURL:    "https://egress.internal/powens", // the key: https://egress.internal/powens/2.0/publickey
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp, err := client.Post("https://egress.internal/powens/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"id_connector": 40, "login": "john.doe", "password": "hunter2"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	sent, _ := api.LastRequest()
+	fmt.Println("cleartext on the wire:", strings.Contains(string(sent.Body), "hunter2"))
+	fmt.Println("the API reads:", sent.Opened)
+	// Output:
+	// cleartext on the wire: false
+	// the API reads: {"id_connector": 40, "login": "john.doe", "password": "hunter2"}
+}
+
+// logBodies is a RoundTripper that logs request bodies, as a logging or
+// tracing middleware (otelhttp.NewTransport, say) might.
+type logBodies struct{ next http.RoundTripper }
+
+func (l logBodies) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Printf("logged: %.40s...\n", body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	return l.next.RoundTrip(req)
+}
+
+// Where logging, tracing and retrying RoundTrippers go: in the base client's
+// Transport, under the encrypting one, where they see JWEs only. Wrapped
+// around client.Transport, they would see every credential in cleartext.
+func ExampleOptions_placement() {
+	api := e2eetest.NewServer()
+	defer api.Close()
+
+	base := &http.Client{Transport: logBodies{api.Transport()}} // or otelhttp.NewTransport(...)
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: base})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Not: client.Transport = logBodies{client.Transport}, which logs the cleartext.
+	resp, err := client.Post("https://acme.biapi.pro/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"password": "hunter2"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	// Output:
+	// logged: {"password": "eyJhbGciOiJSU0EtT0FFUC0yNT...
 }

@@ -25,21 +25,49 @@
 // # Requests covered
 //
 // [Routes] returns one route per request, on https://{domain}.biapi.pro
-// ({user} may be "me"). The API takes these requests as POST; the routes
-// match any method, so that a body sent with another one is not let through
-// in cleartext (requests without a body pass untouched):
+// ({user} may be "me"). Each matches its resource, the documented path
+// without the API version, wherever the request's path ends with it: under
+// /2.0, another version or none, and below a gateway's prefix. The API takes
+// these requests as POST; the routes match any method, so that a body sent
+// with another one is not let through in cleartext (requests without a body
+// pass untouched):
 //
-//   - connection creation, /2.0/users/{user}/connections: every top-level
+//   - connection creation, /users/{user}/connections: every top-level
 //     member but id_connector, connector_uuid, source, id_provider and id_bank;
 //   - connection update (new credentials, or additional information such as
-//     an OTP), /2.0/users/{user}/connections/{connection}: every top-level
+//     an OTP), /users/{user}/connections/{connection}: every top-level
 //     member but source, active, expire, resume and refresh_auth;
 //   - transfer update (validation with credentials),
-//     /2.0/users/{user}/transfers/{transfer}: every top-level member but
+//     /users/{user}/transfers/{transfer}: every top-level member but
 //     id_account, amount, label, beneficiary_type, id_recipient,
 //     beneficiary_number, beneficiary_label and validated;
-//   - payment validation, /2.0/payments/{payment}: every value of the nested
+//   - recipient update (validation with credentials),
+//     /users/{user}/accounts/{account}/recipients/{recipient}: every
+//     top-level member but iban, label, category and background;
+//   - payment validation, /payments/{payment}: every value of the nested
 //     fields object, and nothing outside it.
+//
+// A body must be a JSON object, and a payment's fields an object (or null):
+// a stringified body or fields is refused, since its credentials would go
+// unseen. A query parameter that a route designates is refused too, as a
+// credential in a URL; the documented ones, source, background,
+// psu_requested, show_sensitive, expand and all, are allowed.
+//
+// The provider's end-to-end encryption page does not list the recipient
+// update. Its Transfers reference says that the body is built from the
+// recipient's requested fields, the connector field values that validating
+// it needs, as the listed transfer update takes them; so this package
+// encrypts them. Encrypting is the safe side: a value sent encrypted where
+// the API wanted cleartext fails loudly, a credential sent in cleartext
+// where it should have been encrypted does not.
+//
+// # Gateways
+//
+// A request to a host that no route names, on a route's resource, is
+// refused: it may be a client set up for one domain posting to another, or
+// a gateway the client was not told of. [Options.BaseURL] declares a
+// gateway ("https://egress.internal/powens"): the routes then name its host
+// too, and the key is fetched through it.
 //
 // # Why a deny-list
 //
@@ -52,12 +80,15 @@
 //
 // # Payments
 //
-// The payment route covers the validation request of an integrator's own
-// validation webview, which sends the connector field values in fields. The
-// same endpoint takes other requests (resume, confirm, cancel, and a
-// request that submits field values in cleartext); a body of those shapes
-// that has a fields object would have its values encrypted too, so send
-// those requests through a client without this route.
+// The payment endpoint takes six bodies. The validation (validate_mechanism,
+// webview_url, fields, payer, ...) takes its fields encrypted; resume,
+// confirm, cancel and the PSU validation carry no fields. SubmitFieldValues,
+// sent when the payment's action is additionalInformationNeeded, takes
+// fields in cleartext: send it with a context from [SubmitFieldValues], and
+// the route lets its fields through as they are, refusing a body with any
+// other member. Without that context, a payment's fields are encrypted,
+// whatever the body looks like: a validation body missing its other members
+// is still a validation.
 //
 // # Key rejection
 //

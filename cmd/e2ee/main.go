@@ -21,7 +21,8 @@
 // --kid, or the key's thumbprint). --powens DOMAIN stands for the key URL of
 // that Powens domain; --request NAME for the field patterns of one of its
 // requests: connection-create, connection-update, transfer-update,
-// payment-validation.
+// recipient-update, payment-validation; a body for one of those must be a
+// JSON object, as the API's bodies are.
 //
 // Only the result goes to standard output; messages go to standard error and
 // never carry a value of the body. The exit status is 0 on success, 1 on
@@ -193,6 +194,23 @@ func (o *options) parse(args []string) error {
 	return nil
 }
 
+// payload returns the Payload of --field or --request, encrypting with enc.
+// A Powens request's bodies are objects all the way to their fields.
+func (o *options) payload(enc *e2ee.Encryptor) (*e2ee.Payload, error) {
+	fields, err := o.patterns()
+	if err != nil {
+		return nil, err
+	}
+	p, err := e2ee.NewPayload(enc, fields...)
+	if err != nil {
+		return nil, usageError{err} // a pattern NewPayload refuses
+	}
+	if o.request != "" {
+		p = p.ObjectsOnly()
+	}
+	return p, nil
+}
+
 // patterns returns the field patterns of --field or --request.
 func (o *options) patterns() ([]string, error) {
 	switch {
@@ -289,8 +307,7 @@ func encrypt(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if err := o.parse(args); err != nil {
 		return err
 	}
-	fields, err := o.patterns()
-	if err != nil {
+	if _, err := o.patterns(); err != nil {
 		return err
 	}
 	loc, err := o.keyLocation()
@@ -301,9 +318,9 @@ func encrypt(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	p, err := e2ee.NewPayload(e2ee.NewEncryptor(e2ee.StaticKey(key)), fields...)
+	p, err := o.payload(e2ee.NewEncryptor(e2ee.StaticKey(key)))
 	if err != nil {
-		return usageError{err} // a pattern NewPayload refuses
+		return err
 	}
 	body, err := readAll("", stdin)
 	if err != nil {
@@ -327,13 +344,9 @@ func check(args []string, stdin io.Reader, stderr io.Writer) error {
 	if o.fs.NArg() > 0 || o.key != "" || o.domain != "" {
 		return usagef("check needs no key")
 	}
-	fields, err := o.patterns()
+	p, err := o.payload(nil)
 	if err != nil {
 		return err
-	}
-	p, err := e2ee.NewPayload(nil, fields...)
-	if err != nil {
-		return usageError{err} // a pattern NewPayload refuses
 	}
 	body, err := readAll("", stdin)
 	if err != nil {

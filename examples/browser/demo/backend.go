@@ -97,7 +97,7 @@ func newRelay(upstream *url.URL, base http.RoundTripper, routes []e2ee.Route) ht
 			case errors.Is(err, e2ee.ErrCleartext) || errors.Is(err, e2ee.ErrNotString):
 				// The error names the fields, never their values.
 				http.Error(w, "credentials must be encrypted: "+err.Error(), http.StatusBadRequest)
-			case errors.Is(err, e2ee.ErrNotJSON) || errors.Is(err, e2ee.ErrTooManyValues):
+			case errors.Is(err, e2ee.ErrNotJSON) || errors.Is(err, e2ee.ErrBodyShape) || errors.Is(err, e2ee.ErrTooManyValues):
 				http.Error(w, "request refused: "+err.Error(), http.StatusBadRequest)
 			default:
 				http.Error(w, "bad gateway", http.StatusBadGateway)
