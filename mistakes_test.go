@@ -241,12 +241,20 @@ func mistakes() []mistake {
 		{name: "5 credential in the query", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/42?password=" + secret, want: refused, reason: "query parameter 1 (*): credentials go in the JSON body"},
 		{name: "5 credential in the query, no body", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/42?source=x;otp=" + secret, body: "-", want: refused, reason: "query parameter 2 (*)"},
 		{name: "5 credential in the query, bracket notation", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9?fields%5Bwebsite%5D=" + secret, body: "-", want: refused, reason: "query parameter 1 (*)"},
-		{name: "5 credential in the query, through a relay", setUp: verifyOnly, method: "GET", url: "https://acme.biapi.pro/2.0/users/me/connections?password=" + secret, body: "-", want: refused, reason: "query parameter 1 (*)"},
+		{name: "5 credential in the query, through a relay", setUp: verifyOnly, method: "DELETE", url: "https://acme.biapi.pro/2.0/users/me/connections?password=" + secret, body: "-", want: refused, reason: "query parameter 1 (*)"},
+		{name: "5 a GET's query is not checked", setUp: newClient("acme"), method: "GET", url: "https://acme.biapi.pro/2.0/users/me/connections?limit=50&offset=0", body: "-", want: passed},
 		{name: "5 documented query parameters", setUp: newClient("acme"), url: connections + "?source=openapi&expand=accounts", want: encrypted},
-		{name: "5 credential in another domain's query", setUp: newClient("acme"), method: "GET", url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections?password=" + secret, body: "-", want: refused, reason: "the host is not that of route"},
+		{name: "5 credential in another domain's query", setUp: newClient("acme"), method: "PUT", url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections?password=" + secret, body: "-", want: refused, reason: "the host is not that of route"},
 		// 6. The recipient update.
 		{name: "6 recipient update", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/accounts/1/recipients/2", body: `{"label": "rent", "code": "` + secret + `"}`, want: encrypted},
 		{name: "6 recipient update through a relay", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/users/me/accounts/1/recipients/2", body: `{"label": "rent", "code": "` + secret + `"}`, want: refused, reason: "cleartext: /*"},
+		{name: "6 recipient update under another owner", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/recipients/5", body: `{"label": "rent", "code": "` + secret + `"}`, want: encrypted},
+		{name: "6 recipient update under a connection's account", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/1/accounts/2/recipients/5", body: `{"code": "` + secret + `"}`, want: encrypted},
+		{name: "6 transfer update under an account", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/accounts/2/transfers/7", body: `{"validated": true, "code": "` + secret + `"}`, want: encrypted},
+		{name: "6 transfer update under a recipient, through a relay", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/users/me/accounts/2/recipients/5/transfers/7", body: `{"validated": true, "code": "` + secret + `"}`, want: refused, reason: "cleartext: /*"},
+		// Paths that read as two resources, or hide a query.
+		{name: "2 a dot segment after another resource", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/payments/..", want: refused, reason: "reads as the resources of two routes"},
+		{name: "2 a query written into the path", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections%3Fsource=openapi", want: encrypted},
 		// 7. A JWE in the input.
 		{name: "7 JWE in the input", setUp: newClient("acme"), url: connections, body: "jwe", want: refused, reason: "already encrypted: /*: a JWE is as good as the credential it holds"},
 		// 9. Member names that look like identifiers.

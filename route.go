@@ -335,73 +335,107 @@ func (m *matcher) matchAt(segs []string) bool {
 }
 
 // route returns the route that req matches, directly or as a redirect hop of
-// a request that matched one. Failing that, it returns as foreign a route
-// that names a host and whose resource req is on, on a host no route names.
-func (rt *router) route(req *http.Request) (route, foreign *Route) {
+// a request that matched one: a hop carries the body of the first request,
+// so the route of the earliest request in the chain that matched one
+// applies. Failing that, it returns as foreign a route that names a host
+// and whose resource req is on, on a host no route names. It returns an
+// error when req's path reads as two routes' resources, or when a hop is
+// on another route's resource than the request whose body it carries.
+func (rt *router) route(req *http.Request) (route, foreign *Route, err error) {
 	variant := variantOf(req.Context())
 	var first readings
-	for r, hop := req, 0; r != nil; hop++ {
+	var own, earliest *matcher
+	for r, hop := req, 0; r != nil && hop <= maxHops; hop++ {
 		rd := read(r)
-		if m := rt.match(rd, variant, true); m != nil {
-			return m.route, nil
+		m, other := rt.match(rd, variant, true)
+		if other != nil {
+			return nil, nil, fmt.Errorf("e2ee: the request's path reads as the resources of two routes, %q and %q: "+
+				"refusing to send (write the path without dot segments or encoded slashes)",
+				m.route.Pattern, other.route.Pattern)
 		}
 		if hop == 0 {
-			first = rd
+			first, own = rd, m
+		}
+		if m != nil {
+			earliest = m
 		}
 		if r.Response == nil {
 			break
 		}
 		r = r.Response.Request
 	}
-	if m := rt.match(first, variant, false); m != nil {
-		return nil, m.route
+	switch {
+	case own != nil && earliest != own:
+		return nil, nil, fmt.Errorf("e2ee: a redirect to the resource of route %q carries the body of a request "+
+			"on route %q: refusing to send", own.route.Pattern, earliest.route.Pattern)
+	case earliest != nil:
+		return earliest.route, nil, nil
 	}
-	return nil, nil
+	if m, _ := rt.match(first, variant, false); m != nil {
+		return nil, m.route, nil
+	}
+	return nil, nil, nil
 }
 
+// maxHops bounds the redirect chain that route walks: http.Client follows
+// 10 redirects at most.
+const maxHops = 64
+
 // match returns the matcher of the route that rd matches: the route of the
-// request's variant, if one matches, before the routes of none; then the
-// first reading that matches any, and in it the route that matches the
-// longest part of the path, a route that names a host before one that does
-// not, one that names a method before one that does not, and then the
-// first. Without byHost, it matches the routes that name a
+// request's variant, if one matches, before the routes of none; and in a
+// reading, the route that matches the longest part of the path, a route
+// that names a host before one that does not, one that names a method
+// before one that does not, and then the first. When readings of the path
+// match different routes, it returns the first reading's as best and
+// another's as other. Without byHost, it matches the routes that name a
 // host, whatever the request's host.
-func (rt *router) match(rd readings, variant string, byHost bool) *matcher {
+func (rt *router) match(rd readings, variant string, byHost bool) (best, other *matcher) {
 	if rd.paths == nil {
-		return nil
+		return nil, nil
 	}
 	for _, v := range []string{variant, ""} {
 		for _, segs := range rd.paths {
-			var best *matcher
-			bestScore := 0
-			for i := range rt.routes {
-				m := &rt.routes[i]
-				if m.variant != v || !m.matchMethod(rd.method) {
-					continue
-				}
-				if byHost && m.host != "" && !slices.Contains(rd.hosts, m.host) || !byHost && m.host == "" {
-					continue
-				}
-				score := m.matchPath(segs) * 4
-				if score > 0 && m.host != "" {
-					score += 2
-				}
-				if score > 0 && m.method != "" {
-					score++
-				}
-				if score > bestScore {
-					best, bestScore = m, score
-				}
-			}
-			if best != nil {
-				return best
+			m := rt.matchPath(rd, segs, v, byHost)
+			switch {
+			case m == nil:
+			case best == nil:
+				best = m
+			case m != best:
+				return best, m
 			}
 		}
-		if v == "" {
+		if best != nil || v == "" {
 			break
 		}
 	}
-	return nil
+	return best, nil
+}
+
+// matchPath returns the matcher of the route of variant v that the path
+// segs, with rd's method and hosts, matches best, or nil.
+func (rt *router) matchPath(rd readings, segs []string, v string, byHost bool) *matcher {
+	var best *matcher
+	bestScore := 0
+	for i := range rt.routes {
+		m := &rt.routes[i]
+		if m.variant != v || !m.matchMethod(rd.method) {
+			continue
+		}
+		if byHost && m.host != "" && !slices.Contains(rd.hosts, m.host) || !byHost && m.host == "" {
+			continue
+		}
+		score := m.matchPath(segs) * 4
+		if score > 0 && m.host != "" {
+			score += 2
+		}
+		if score > 0 && m.method != "" {
+			score++
+		}
+		if score > bestScore {
+			best, bestScore = m, score
+		}
+	}
+	return best
 }
 
 // readings are the ways servers may read a request: its method, hosts and
@@ -530,7 +564,9 @@ func pathReadings(raw string) [][]string {
 		for i, s := range noParams {
 			noParams[i], _, _ = strings.Cut(s, ";")
 		}
-		for _, p := range []string{decoded, "/" + strings.Join(noParams, "/"), raw} {
+		cut, _, _ := strings.Cut(decoded, "?") // a query written into the path: "connections%3Fsource=x"
+		cut, _, _ = strings.Cut(cut, "#")
+		for _, p := range []string{decoded, "/" + strings.Join(noParams, "/"), raw, cut} {
 			add(split(p))
 			add(split(path.Clean("/" + p)))
 			add(split(strings.TrimRight(p, "/")))

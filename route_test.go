@@ -122,7 +122,7 @@ func TestRouterGuardsEveryHostOfAPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		route, foreign := rt.route(req)
+		route, foreign, _ := rt.route(req)
 		if got := patternOf(route); got != tt.routed || (foreign != nil) != tt.foreign {
 			t.Errorf("route(%s) = %q, foreign %v; want %q, foreign %v", tt.url, got, foreign != nil, tt.routed, tt.foreign)
 		}
@@ -204,9 +204,57 @@ func TestRouterByResource(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		route, foreign := rt.route(req)
+		route, foreign, _ := rt.route(req)
 		if got := patternOf(route); got != tt.routed || (foreign != nil) != tt.foreign {
 			t.Errorf("%s %s = %q, foreign %v; want %q, foreign %v", tt.method, tt.url, got, foreign != nil, tt.routed, tt.foreign)
+		}
+	}
+}
+
+// TestRouterRefusesAmbiguousPaths checks that a path whose readings match
+// different routes is refused, rather than sent with the route of its first
+// reading: "connections/payments/.." reads as a payment as sent, and as a
+// connection creation once cleaned.
+func TestRouterRefusesAmbiguousPaths(t *testing.T) {
+	p, err := NewPayload(nil, "/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := newRouter([]Route{
+		{Pattern: "acme.biapi.pro/users/{user}/connections", Payload: p, VerifyOnly: true},
+		{Pattern: "acme.biapi.pro/users/{user}/connections/{connection}", Payload: p, VerifyOnly: true},
+		{Pattern: "acme.biapi.pro/payments/{payment}", Payload: p, VerifyOnly: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{
+		"https://acme.biapi.pro/2.0/users/me/connections/payments/..",
+		"https://acme.biapi.pro/2.0/users/me/connections/payments/%2e%2e",
+		"https://acme.biapi.pro/2.0/users/me/connections%2Fpayments%2F..",
+		"https://acme.biapi.pro/2.0/users/me/connections/.",
+	} {
+		req, err := http.NewRequest("POST", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		route, _, err := rt.route(req)
+		if err == nil || !strings.Contains(err.Error(), "reads as the resources of two routes") {
+			t.Errorf("route(%s) = %v, %v; want an error for two routes", u, patternOf(route), err)
+		}
+	}
+	for _, u := range []string{
+		"https://acme.biapi.pro/2.0/users/me/connections/",
+		"https://acme.biapi.pro/2.0/users/me/connections/42.json",
+		"https://acme.biapi.pro/2.0/users/me/connections%3Fsource=openapi",
+		"https://acme.biapi.pro/2.0/users/me/connections%23x",
+	} {
+		req, err := http.NewRequest("POST", u, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if route, _, err := rt.route(req); err != nil || route == nil {
+			t.Errorf("route(%s) = %v, %v; want one route", u, patternOf(route), err)
 		}
 	}
 }

@@ -127,11 +127,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, &notSentError{err: err}
 	}
-	route, foreign := t.router.route(req)
-	if route == nil && foreign == nil {
+	route, foreign, err := t.router.route(req)
+	switch {
+	case err != nil:
+		closeBody(req)
+		return nil, &notSentError{err: err}
+	case route == nil && foreign == nil:
 		return t.base().RoundTrip(req)
 	}
-	if err := checkQuery(cmp.Or(route, foreign), req.URL); err != nil {
+	if err := checkQuery(cmp.Or(route, foreign), req); err != nil {
 		closeBody(req)
 		if foreign != nil {
 			return nil, foreignHostError(req, foreign)
@@ -193,28 +197,32 @@ func (t *Transport) Match(req *http.Request) (*Route, error) {
 	if err := t.Validate(); err != nil {
 		return nil, &notSentError{err: err}
 	}
-	route, foreign := t.router.route(req)
+	route, foreign, err := t.router.route(req)
 	switch {
-	case foreign != nil && (checkQuery(foreign, req.URL) != nil || req.Body != nil && req.Body != http.NoBody):
+	case err != nil:
+		return nil, &notSentError{err: err}
+	case foreign != nil && (checkQuery(foreign, req) != nil || req.Body != nil && req.Body != http.NoBody):
 		return nil, foreignHostError(req, foreign)
 	case route == nil:
 		return nil, nil
 	}
-	if err := checkQuery(route, req.URL); err != nil {
+	if err := checkQuery(route, req); err != nil {
 		return route, refused(route, err)
 	}
 	return route, nil
 }
 
-// checkQuery refuses a query parameter of u that route's Payload designates
-// (see [Route.Payload]), unless the route allows it. A name is read as a
-// top-level member, and, written "a[b]" or "a.b", as a member's member.
-func checkQuery(route *Route, u *url.URL) error {
-	if u == nil || u.RawQuery == "" {
+// checkQuery refuses a query parameter of req that route's Payload
+// designates (see [Route.Payload]), unless the route allows it. A name is
+// read as a top-level member, and, written "a[b]" or "a.b", as a member's
+// member. GET and HEAD requests, which read and carry no credential, are
+// not checked.
+func checkQuery(route *Route, req *http.Request) error {
+	if req.URL == nil || req.URL.RawQuery == "" || safeMethod(req.Method) {
 		return nil
 	}
 	i := 0
-	for part := range strings.FieldsFuncSeq(u.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+	for part := range strings.FieldsFuncSeq(req.URL.RawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
 		i++
 		key, _, _ := strings.Cut(part, "=")
 		name, err := url.QueryUnescape(key)
@@ -232,6 +240,11 @@ func checkQuery(route *Route, u *url.URL) error {
 			"encrypted (list a parameter that carries none in Route.AllowQuery)", ErrCleartext, i, shown)
 	}
 	return nil
+}
+
+// safeMethod reports whether method is GET or HEAD, in any letter case.
+func safeMethod(method string) bool {
+	return strings.EqualFold(method, "GET") || strings.EqualFold(method, "HEAD")
 }
 
 // checkContent refuses the headers of a body that cannot be encrypted in
@@ -261,12 +274,13 @@ func checkContent(h http.Header) error {
 	return nil
 }
 
-// send sends a request whose body the Transport made. A response without
-// its Request gets it: http.Client follows a redirect's chain of requests
-// through it, and so recognizes the hop of an encrypted request.
+// send sends a request whose body the Transport made. The response's
+// Request is set to req, whatever Base put there (a Base that rewrites
+// URLs may give its own request): http.Client follows a redirect's chain of
+// requests through it, and so recognizes the hop of an encrypted request.
 func (t *Transport) send(req *http.Request) (*http.Response, error) {
 	resp, err := t.base().RoundTrip(req)
-	if resp != nil && resp.Request == nil {
+	if resp != nil {
 		resp.Request = req
 	}
 	return resp, err

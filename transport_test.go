@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -553,6 +554,85 @@ func TestTransportRedirectCustomBase(t *testing.T) {
 }
 
 // withBase returns a copy of t's configuration with another base.
+// TestTransportRedirectHops follows a 307 from a matching request in
+// several ways: a hop carries the first request's body, so it is encrypted
+// with the first request's route wherever it goes, even when Base answers
+// with a Request of its own (a Base that rewrites URLs); a hop to another
+// route's resource is refused, since that route would designate other
+// members of a body that is not its own.
+func TestTransportRedirectHops(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	create, err := NewPayload(enc, "/*", "!/id_connector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := NewPayload(enc, "/fields/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"id_connector": 40, "password": "` + canary + `"}`
+	for _, tt := range []struct {
+		name     string
+		location string
+		rewrite  bool // Base answers with a Request of its own, on another host
+		refused  string
+	}{
+		{"to a path of no route", "https://status.example/maintenance", false, ""},
+		{"to a path of no route, Base rewriting", "https://status.example/maintenance", true, ""},
+		{"to another route's resource", "https://acme.biapi.pro/2.0/payments/x", false, `a redirect to the resource of route "acme.biapi.pro/payments/{payment}"`},
+		{"to another route's resource, Base rewriting", "https://acme.biapi.pro/2.0/payments/x", true, "a redirect to the resource of route"},
+		{"to the same resource elsewhere", "https://acme.biapi.pro/3.0/users/me/connections", false, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var bodies []string
+			base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				b, _ := io.ReadAll(req.Body)
+				mu.Lock()
+				bodies = append(bodies, string(b))
+				n := len(bodies)
+				mu.Unlock()
+				sent := req
+				if tt.rewrite {
+					sent = req.Clone(req.Context())
+					sent.URL.Host, sent.URL.Path = "egress.internal", "/powens"+req.URL.Path
+				}
+				resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: sent}
+				if n == 1 {
+					resp.StatusCode, resp.Header = 307, http.Header{"Location": {tt.location}}
+				}
+				return resp, nil
+			})
+			client := &http.Client{Transport: &Transport{Base: base, Routes: []Route{
+				{Pattern: "acme.biapi.pro/users/{user}/connections", Payload: create},
+				{Pattern: "acme.biapi.pro/payments/{payment}", Payload: fields},
+			}}}
+			resp, err := client.Post(connectionsURL, "application/json", strings.NewReader(body))
+			if resp != nil {
+				resp.Body.Close()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for i, b := range bodies {
+				if strings.Contains(b, canary) {
+					t.Errorf("hop %d carried the credential in cleartext", i)
+				}
+			}
+			if tt.refused != "" {
+				var uerr *url.Error
+				if !errors.As(err, &uerr) {
+					t.Fatalf("Post = %v; want a refusal", err)
+				}
+				wantError(t, "Post", uerr.Err, ErrNotSent, tt.refused)
+				return
+			}
+			if err != nil || len(bodies) != 2 {
+				t.Errorf("Post = %v, %d requests sent; want the redirect followed", err, len(bodies))
+			}
+		})
+	}
+}
+
 func withBase(t *Transport, base http.RoundTripper) *Transport {
 	return &Transport{Base: base, Routes: t.Routes, KeyRejected: t.KeyRejected, MaxBodyBytes: t.MaxBodyBytes}
 }
@@ -638,7 +718,8 @@ func TestTransportBodyLimit(t *testing.T) {
 
 // TestTransportQuery checks query parameters on a matching route: a
 // parameter whose name the route designates is refused, whatever its
-// spelling, unless AllowQuery lists it; the others pass.
+// spelling, unless AllowQuery lists it; the others pass, and so do GET and
+// HEAD requests, which read.
 func TestTransportQuery(t *testing.T) {
 	enc, _, _ := testEncryptor()
 	create, err := NewPayload(enc, "/*", "!/id_connector")
@@ -679,13 +760,21 @@ func TestTransportQuery(t *testing.T) {
 			rec := &recorder{}
 			tr.Base = rec
 			u := "https://acme.biapi.pro" + cmp.Or(tt.path, "/2.0/users/me/connections") + "?" + tt.query
-			for _, method := range []string{"GET", "POST"} {
+			for _, method := range []string{"GET", "HEAD", "POST", "PUT", "DELETE"} {
 				req, err := http.NewRequest(method, u, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
+				sent := len(rec.requests())
 				_, err = tr.RoundTrip(req)
+				sent = len(rec.requests()) - sent
 				route, merr := tr.Match(req)
+				if tt.reason == "" || method == "GET" || method == "HEAD" { // reads, which carry no credential
+					if err != nil || merr != nil || route == nil {
+						t.Errorf("%s ?%s: RoundTrip = %v, Match = %v, %v; want it sent on its route", method, tt.query, err, route, merr)
+					}
+					continue
+				}
 				if tt.reason == "" {
 					if err != nil || merr != nil || route == nil {
 						t.Errorf("%s ?%s: RoundTrip = %v, Match = %v, %v; want it sent on its route", method, tt.query, err, route, merr)
@@ -694,8 +783,8 @@ func TestTransportQuery(t *testing.T) {
 				}
 				wantError(t, method+" RoundTrip", err, ErrCleartext, tt.reason)
 				wantError(t, method+" Match", merr, ErrNotSent, tt.reason)
-				if strings.Contains(err.Error(), canary) || len(rec.requests()) != 0 {
-					t.Errorf("%s ?%s: the error carries the credential, or %d requests were sent", method, tt.query, len(rec.requests()))
+				if strings.Contains(err.Error(), canary) || sent != 0 {
+					t.Errorf("%s ?%s: the error carries the credential, or %d requests were sent", method, tt.query, sent)
 				}
 			}
 		})

@@ -37,21 +37,24 @@
 //   - connection update (new credentials, or additional information such as
 //     an OTP), /users/{user}/connections/{connection}: every top-level
 //     member but source, active, expire, resume and refresh_auth;
-//   - transfer update (validation with credentials),
-//     /users/{user}/transfers/{transfer}: every top-level member but
+//   - transfer update (validation with credentials), /transfers/{transfer}
+//     under any owner (/users/{user}, /users/{user}/accounts/{account},
+//     .../recipients/{recipient}, ...): every top-level member but
 //     id_account, amount, label, beneficiary_type, id_recipient,
 //     beneficiary_number, beneficiary_label and validated;
 //   - recipient update (validation with credentials),
-//     /users/{user}/accounts/{account}/recipients/{recipient}: every
-//     top-level member but iban, label, category and background;
+//     /recipients/{recipient} under any owner (/users/{user},
+//     /users/{user}/accounts/{account}, ...): every top-level member but
+//     iban, label, category and background;
 //   - payment validation, /payments/{payment}: every value of the nested
 //     fields object, and nothing outside it.
 //
 // A body must be a JSON object, and a payment's fields an object (or null):
 // a stringified body or fields is refused, since its credentials would go
 // unseen. A query parameter that a route designates is refused too, as a
-// credential in a URL; the documented ones, source, background,
-// psu_requested, show_sensitive, expand and all, are allowed.
+// credential in a URL, but on GET and HEAD requests; the documented ones,
+// source, background, psu_requested, show_sensitive, expand, all and
+// period, are allowed.
 //
 // The provider's end-to-end encryption page does not list the recipient
 // update. Its Transfers reference says that the body is built from the
@@ -210,32 +213,36 @@ const (
 
 // preset is what this package knows of one request.
 type preset struct {
-	path   string   // below the host, with the API version, as documented
-	fields []string // field patterns
+	path     string   // below the host, with the API version, as documented
+	resource string   // what its routes match, below any prefix (see Route)
+	fields   []string // field patterns
 }
 
 var presets = map[Request]preset{
-	ConnectionCreate: {"/2.0/users/{user}/connections", []string{
+	ConnectionCreate: {"/2.0/users/{user}/connections", "/users/{user}/connections", []string{
 		"/*", "!/id_connector", "!/connector_uuid", "!/source", "!/id_provider", "!/id_bank",
 	}},
-	ConnectionUpdate: {"/2.0/users/{user}/connections/{connection}", []string{
+	ConnectionUpdate: {"/2.0/users/{user}/connections/{connection}", "/users/{user}/connections/{connection}", []string{
 		"/*", "!/source", "!/active", "!/expire", "!/resume", "!/refresh_auth",
 	}},
-	TransferUpdate: {"/2.0/users/{user}/transfers/{transfer}", []string{
+	// The API takes a transfer, and a recipient, under several owners:
+	// /users/{user}/accounts/{account}/transfers/{transfer},
+	// /users/{user}/connections/{connection}/recipients/{recipient}, ...
+	TransferUpdate: {"/2.0/users/{user}/transfers/{transfer}", "/transfers/{transfer}", []string{
 		"/*", "!/id_account", "!/amount", "!/label", "!/beneficiary_type", "!/id_recipient",
 		"!/beneficiary_number", "!/beneficiary_label", "!/validated",
 	}},
-	RecipientUpdate: {"/2.0/users/{user}/accounts/{account}/recipients/{recipient}", []string{
+	RecipientUpdate: {"/2.0/users/{user}/accounts/{account}/recipients/{recipient}", "/recipients/{recipient}", []string{
 		"/*", "!/iban", "!/label", "!/category", "!/background",
 	}},
-	PaymentValidation: {"/2.0/payments/{payment}", []string{"/fields/*"}},
+	PaymentValidation: {"/2.0/payments/{payment}", "/payments/{payment}", []string{"/fields/*"}},
 }
 
 // submitFieldValues is the payment request that sends field values in
 // cleartext (see SubmitFieldValues): nothing but its fields object, whose
 // values are not designated. The members of a validation body are named, so
 // that a refusal says which one it found.
-var submitFieldValues = preset{"/2.0/payments/{payment}", []string{
+var submitFieldValues = preset{"/2.0/payments/{payment}", "/payments/{payment}", []string{
 	"/*", "!/fields", "/validate_mechanism", "/webview_url", "/website", "/payer", "/validated", "/connector_uuid",
 }}
 
@@ -244,8 +251,8 @@ const submitFieldValuesVariant = "powens.SubmitFieldValues"
 
 // queryParameters are the documented query parameters of the requests
 // above, none of which carries a credential; every other one whose name a
-// route designates is refused.
-var queryParameters = []string{"source", "background", "psu_requested", "show_sensitive", "expand", "all"}
+// route designates is refused (but on GET and HEAD requests).
+var queryParameters = []string{"source", "background", "psu_requested", "show_sensitive", "expand", "all", "period"}
 
 // Requests returns the end-to-end encrypted requests, in a fixed order.
 func Requests() []Request {
@@ -270,12 +277,6 @@ func Path(r Request) string {
 	return presets[r].path
 }
 
-// resource returns what the routes of p match: its path without the API
-// version, so that any version, and none, is covered.
-func (p preset) resource() string {
-	return strings.TrimPrefix(p.path, "/2.0")
-}
-
 // SubmitFieldValues returns a copy of ctx under which a request to the
 // payment endpoint, /payments/{payment}, is sent as the API's
 // SubmitFieldValues request: its fields values in cleartext, as the API
@@ -297,7 +298,9 @@ func SubmitFieldValues(ctx context.Context) context.Context {
 // bodies its user interface encrypted.
 //
 // The route matches the request's resource, its path without the API
-// version ("acme.biapi.pro/users/{user}/connections"), so that any version,
+// version ("acme.biapi.pro/users/{user}/connections"), or for a transfer or
+// a recipient its last two segments, which the API takes under several
+// owners ("acme.biapi.pro/transfers/{transfer}"), so that any version,
 // none, and a gateway's prefix are covered; it refuses a body whose root is
 // not an object, and a query parameter that it designates, but for the
 // documented ones (source, background, ...).
@@ -322,7 +325,7 @@ func route(host string, p preset, enc *e2ee.Encryptor, verifyOnly bool) (e2ee.Ro
 		return e2ee.Route{}, fmt.Errorf("powens: %s: %w", p.path, err)
 	}
 	return e2ee.Route{
-		Pattern:    host + p.resource(),
+		Pattern:    host + p.resource,
 		Payload:    payload.ObjectsOnly(),
 		VerifyOnly: verifyOnly,
 		AllowQuery: queryParameters,
