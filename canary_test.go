@@ -116,6 +116,7 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		maxBody int64
 		host    string
 		header  http.Header
+		length  int64  // the declared Content-Length when not the body's: -1 for unknown
 		reason  string // in the error, for the cases of a path of their own
 	}{
 		{name: "key endpoint down", keyMode: "down", body: `{"password": "` + c + `"}`},
@@ -134,6 +135,9 @@ func TestCanaryNeverLeaks(t *testing.T) {
 		{name: "object", body: `{"password": {"inner": "` + c + `"}}`},
 		{name: "body read error", body: `{"password": "` + c + `"}`, readErr: true},
 		{name: "body too large", body: `{"password": "` + c + `"}`, maxBody: 10},
+		{name: "body too large, unknown length", body: `{"password": "` + c + `"}`, maxBody: 10, length: -1},
+		{name: "body longer than its Content-Length", body: `{"password": "` + c + `"}`, length: 12, reason: "longer than its Content-Length"},
+		{name: "two Content-Types", body: `{"password": "` + c + `"}`, header: http.Header{"Content-Type": {"application/json", "text/plain"}}, reason: "2 Content-Type headers"},
 		{name: "cleartext on a VerifyOnly route", path: "/payments/1", body: `{"fields": {"code": "` + c + `"}}`},
 		{name: "canceled", body: `{"password": "` + c + `"}`, ctx: canceled},
 		{name: "key rejected, refresh fails", keyMode: "rejected", body: `{"password": "` + c + `"}`},
@@ -173,6 +177,12 @@ func TestCanaryNeverLeaks(t *testing.T) {
 			req, cb := newRequest(t, "POST", "https://"+cmp.Or(tt.host, "api.example")+path, tt.body)
 			for k, v := range tt.header {
 				req.Header[k] = v
+			}
+			switch {
+			case tt.length < 0:
+				req.ContentLength = 0 // unknown: read to the end
+			case tt.length > 0:
+				req.ContentLength = tt.length
 			}
 			if tt.readErr {
 				cb.readErr = errors.New("connection reset")

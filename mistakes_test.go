@@ -243,6 +243,7 @@ func mistakes() []mistake {
 		{name: "5 credential in the query, bracket notation", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9?fields%5Bwebsite%5D=" + secret, body: "-", want: refused, reason: "query parameter 1 (*)"},
 		{name: "5 credential in the query, through a relay", setUp: verifyOnly, method: "DELETE", url: "https://acme.biapi.pro/2.0/users/me/connections?password=" + secret, body: "-", want: refused, reason: "query parameter 1 (*)"},
 		{name: "5 a GET's query is not checked", setUp: newClient("acme"), method: "GET", url: "https://acme.biapi.pro/2.0/users/me/connections?limit=50&offset=0", body: "-", want: passed},
+		{name: "5 a stringified object in the query", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9?fields=%7B%22website%22%3A%22" + secret + "%22%7D", body: `{"validated": true}`, want: refused, reason: `query parameter 1 ("fields")`},
 		{name: "5 documented query parameters", setUp: newClient("acme"), url: connections + "?source=openapi&expand=accounts", want: encrypted},
 		{name: "5 credential in another domain's query", setUp: newClient("acme"), method: "PUT", url: "https://acme-sandbox.biapi.pro/2.0/users/me/connections?password=" + secret, body: "-", want: refused, reason: "the host is not that of route"},
 		// 6. The recipient update.

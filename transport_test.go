@@ -668,6 +668,21 @@ func TestTransportUnknownLength(t *testing.T) {
 func TestTransportBodyLimit(t *testing.T) {
 	enc, priv, kid := testEncryptor()
 	body := `{"password": "` + canary + `"}`
+	t.Run("declared length over the limit: nothing read", func(t *testing.T) {
+		rec := &recorder{}
+		tr := testTransport(t, enc, rec)
+		tr.MaxBodyBytes = int64(len(body))
+		req, cb := newRequest(t, "POST", connectionsURL, body)
+		req.ContentLength = 1 << 40 // not allocated, not read
+		cb.readErr = errors.New("read")
+		_, err := tr.RoundTrip(req)
+		if !errors.Is(err, ErrNotSent) || !strings.Contains(err.Error(), "request body of 1099511627776 bytes exceeds the limit") {
+			t.Errorf("RoundTrip = %v; want a refusal naming the declared length", err)
+		}
+		if cb.closed.Load() != 1 || len(rec.requests()) != 0 {
+			t.Errorf("body closed %d times, %d sent; want 1 and none", cb.closed.Load(), len(rec.requests()))
+		}
+	})
 	for _, tt := range []struct {
 		name    string
 		limit   int64
@@ -949,6 +964,15 @@ func TestTransportValidate(t *testing.T) {
 	}
 	if err := new(Transport).Validate(); err == nil || !strings.Contains(err.Error(), "no routes") {
 		t.Errorf("Transport{}.Validate() = %v; want an error saying it has no routes", err)
+	}
+	negative := testTransport(t, enc, &recorder{})
+	negative.MaxBodyBytes = -1
+	if err := negative.Validate(); err == nil || !strings.Contains(err.Error(), "MaxBodyBytes is negative") {
+		t.Errorf("Validate() with MaxBodyBytes -1 = %v; want an error", err)
+	}
+	req, _ := newRequest(t, "POST", connectionsURL, `{"password": "`+canary+`"}`)
+	if _, err := negative.RoundTrip(req); !errors.Is(err, ErrNotSent) {
+		t.Errorf("RoundTrip with MaxBodyBytes -1 = %v; want ErrNotSent", err)
 	}
 }
 
