@@ -60,6 +60,9 @@ type mistake struct {
 	ctx    func(context.Context) context.Context
 	want   outcome
 	reason string // in the error, when there is one
+	// before is how many requests reach the API before a refusal: those
+	// of a redirect chain before the hop refused.
+	before int
 }
 
 // newClient is powens.NewClient on the test API, logging fetches to log.
@@ -79,6 +82,15 @@ func withOptions(domain string, opts powens.Options) func(*testing.T, *e2eetest.
 		opts.HTTPClient = api.Client()
 		opts.Fetcher = &e2ee.FetcherConfig{HTTPClient: api.Client(), Logger: log}
 		return powens.NewClient(domain, &opts)
+	}
+}
+
+// redirecting is powens.NewClient on a test API that answers a connection
+// creation with a 307 to location.
+func redirecting(location string) func(*testing.T, *e2eetest.Server, *slog.Logger) (*http.Client, error) {
+	return func(t *testing.T, api *e2eetest.Server, log *slog.Logger) (*http.Client, error) {
+		api.Handle("POST /2.0/users/{user}/connections", http.RedirectHandler(location, http.StatusTemporaryRedirect))
+		return newClient("acme")(t, api, log)
 	}
 }
 
@@ -156,6 +168,7 @@ func mistakes() []mistake {
 		{name: "API host in capitals as the domain", setUp: newClient("ACME.BIAPI.PRO"), url: connections, want: encrypted},
 		{name: "API host for Routes, errors ignored", setUp: ignoringErrors("acme.biapi.pro"), url: connections, want: encrypted},
 		{name: "URL as the domain", setUp: newClient("https://acme.biapi.pro"), url: connections, want: configError, reason: `pass the domain name alone, e.g. "acme"`},
+		{name: "BaseURL over http", setUp: withOptions("acme", powens.Options{BaseURL: "http://egress.internal/powens"}), url: connections, want: configError, reason: "is http: want https"},
 		{name: "host and port as the domain", setUp: newClient("acme.biapi.pro:443"), url: connections, want: configError, reason: "has a port"},
 		{name: "another parent domain", setUp: newClient("acme.example.com"), url: connections, want: configError, reason: "directly under biapi.pro"},
 		// 2. A client set up for one domain posting to another.
@@ -253,6 +266,9 @@ func mistakes() []mistake {
 		{name: "6 recipient update under a connection's account", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/1/accounts/2/recipients/5", body: `{"code": "` + secret + `"}`, want: encrypted},
 		{name: "6 transfer update under an account", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/accounts/2/transfers/7", body: `{"validated": true, "code": "` + secret + `"}`, want: encrypted},
 		{name: "6 transfer update under a recipient, through a relay", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/users/me/accounts/2/recipients/5/transfers/7", body: `{"validated": true, "code": "` + secret + `"}`, want: refused, reason: "cleartext: /*"},
+		// A redirect from a credential request to another credential resource.
+		{name: "1 a gateway redirecting a connection creation to a payment", setUp: redirecting("/2.0/payments/x"), url: connections, want: refused, before: 1, reason: `a redirect to the resource of route "acme.biapi.pro/payments/{payment}"`},
+		{name: "1 a redirect elsewhere keeps the first request's route", setUp: redirecting("/maintenance"), url: connections, want: encrypted},
 		// Paths that read as two resources, or hide a query.
 		{name: "2 a dot segment after another resource", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections/payments/..", want: refused, reason: "reads as the resources of two routes"},
 		{name: "2 a query written into the path", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/users/me/connections%3Fsource=openapi", want: encrypted},
@@ -383,8 +399,8 @@ func TestMistakesFailClosed(t *testing.T) {
 				if err != nil && tt.want == refused && !strings.Contains(err.Error(), tt.reason) {
 					t.Errorf("request error = %q; want %q", err, tt.reason)
 				}
-				if n := api.APIRequests(); n != 0 {
-					t.Errorf("%d requests reached the API; want none", n)
+				if n := api.APIRequests(); n != tt.before {
+					t.Errorf("%d requests reached the API; want %d", n, tt.before)
 				}
 			case encrypted:
 				if err != nil {

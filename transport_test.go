@@ -403,6 +403,9 @@ func TestTransportRefusesOtherHosts(t *testing.T) {
 		{"a host that cannot be mapped", "https://xn--zzé.biapi.pro/2.0/users/me/connections", "", cleartext,
 			"the host is not that of route"},
 		{"another tenant, empty body of unknown length", "https://other.biapi.pro/2.0/users/me/connections", "", "", ""},
+		{"another tenant, a credential in the query", "https://other.biapi.pro/2.0/users/me/connections?password=" + canary, "", "",
+			`"other.biapi.pro": the host is not that of route`},
+		{"another tenant, a query of no credential", "https://other.biapi.pro/2.0/users/me/connections?id_connector=40", "", "", ""},
 		{"another tenant, another path", "https://other.biapi.pro/2.0/users/me/accounts", "", cleartext, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -596,6 +599,7 @@ func TestTransportRedirectHops(t *testing.T) {
 				if tt.rewrite {
 					sent = req.Clone(req.Context())
 					sent.URL.Host, sent.URL.Path = "egress.internal", "/powens"+req.URL.Path
+					sent.Host = ""
 				}
 				resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: sent}
 				if n == 1 {
@@ -921,6 +925,54 @@ func TestTransportVariant(t *testing.T) {
 				t.Errorf("sent %s; want it encrypted", sent[0].body)
 			}
 		})
+	}
+}
+
+// TestTransportVerifyOnlyKid checks a VerifyOnly route whose Payload has
+// an Encryptor: a JWE of the key it supplies passes, a JWE of another key,
+// or one whose kid was forged, is refused as cleartext.
+func TestTransportVerifyOnlyKid(t *testing.T) {
+	enc, _, kid := testEncryptor()
+	p, err := NewPayload(enc, "/fields/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := enc.EncryptString(context.Background(), canary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := NewEncryptor(StaticKey(&Key{ID: "other", PublicKey: fixture.Public(fixture.RSA2048B)}))
+	theirs, err := other.EncryptString(context.Background(), canary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := NewEncryptor(StaticKey(&Key{ID: kid, PublicKey: fixture.Public(fixture.RSA3072)}))
+	forgedJWE, err := forged.EncryptString(context.Background(), canary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, jwe string
+		refused   bool
+	}{
+		{"the key's JWE", ours, false},
+		{"another key's JWE", theirs, true},
+		{"the key's kid on another modulus", forgedJWE, true},
+	} {
+		rec := &recorder{}
+		tr := &Transport{Base: rec, Routes: []Route{{Pattern: "/payments/{id}", Payload: p, VerifyOnly: true}}}
+		req, _ := newRequest(t, "POST", "https://acme.biapi.pro/2.0/payments/9", `{"fields": {"code": "`+tt.jwe+`"}}`)
+		_, err := tr.RoundTrip(req)
+		if !tt.refused {
+			if err != nil || len(rec.requests()) != 1 {
+				t.Errorf("%s: RoundTrip = %v; want it sent", tt.name, err)
+			}
+			continue
+		}
+		wantError(t, tt.name, err, ErrCleartext, "/fields/* (not a JWE of the current key)")
+		if len(rec.requests()) != 0 {
+			t.Errorf("%s: sent; want nothing sent", tt.name)
+		}
 	}
 }
 
