@@ -44,7 +44,7 @@ type Route struct {
 	// Payload names the fields to encrypt (or, with VerifyOnly, to check).
 	// Its patterns designate query parameters too: a parameter whose name,
 	// as a top-level member, Payload designates is refused, unless
-	// AllowQuery lists it.
+	// AllowQuery lists it or the request is a GET or HEAD.
 	Payload *Payload
 	// VerifyOnly checks bodies with Payload.Check instead of encrypting
 	// them: for services that relay bodies a user interface already

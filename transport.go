@@ -50,9 +50,13 @@ const DefaultMaxBodyBytes = 1 << 20
 //   - on a matching route, a body that is not JSON, whose root is not an
 //     object or an array, or that has a Content-Encoding or a Content-Type
 //     other than JSON (application/json, or any type/subtype+json); a query
-//     parameter that the route designates; a designated value that is
+//     parameter that the route designates (but on GET and HEAD requests,
+//     which read); a designated value that is
 //     already a JWE, unless the route has AllowJWE; a body designating more
 //     values than its bound (see [Payload.WithMaxValues]);
+//   - a request whose path reads as the resources of two routes, and a
+//     redirect hop on another route's resource than the request whose
+//     body it carries;
 //   - any request whose reading, encrypting or checking fails.
 //
 // The error names the route and JSON Pointers, never a value, and a member

@@ -802,7 +802,7 @@ func TestTransportQuery(t *testing.T) {
 				}
 				wantError(t, method+" RoundTrip", err, ErrCleartext, tt.reason)
 				wantError(t, method+" Match", merr, ErrNotSent, tt.reason)
-				if strings.Contains(err.Error(), canary) || sent != 0 {
+				if err != nil && strings.Contains(err.Error(), canary) || sent != 0 {
 					t.Errorf("%s ?%s: the error carries the credential, or %d requests were sent", method, tt.query, sent)
 				}
 			}

@@ -109,6 +109,50 @@ func TestNewClientBaseURL(t *testing.T) {
 	}
 }
 
+// TestNewClientRedirectThroughRewritingBase sends a connection creation
+// through a base client whose Transport rewrites URLs to a gateway and
+// answers with its own request, as some egress middleware does; the gateway
+// redirects to another host. The hop must carry the credentials encrypted:
+// the client recognizes it although Base's request names another host.
+func TestNewClientRedirectThroughRewritingBase(t *testing.T) {
+	priv := fixture.Private(fixture.RSA2048A)
+	var bodies []string
+	n := 0
+	base := &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		r := req.Clone(req.Context())
+		r.URL.Host, r.URL.Path, r.Host = "egress.internal", "/powens"+req.URL.Path, ""
+		b, _ := io.ReadAll(req.Body)
+		bodies = append(bodies, string(b))
+		n++
+		resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}
+		if n == 1 {
+			resp.StatusCode, resp.Header = http.StatusTemporaryRedirect, http.Header{"Location": {"https://status.egress.internal/maintenance"}}
+		}
+		return resp, nil
+	})}
+	client, err := powens.NewClient("acme", &powens.Options{
+		HTTPClient: base,
+		Keys:       e2ee.StaticKey(&e2ee.Key{ID: "k", PublicKey: &priv.PublicKey}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Post("https://acme.biapi.pro/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"id_connector": 40, "password": "hunter2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(bodies) != 2 {
+		t.Fatalf("%d requests sent; want 2, the redirect followed", len(bodies))
+	}
+	for i, b := range bodies {
+		if got, _, err := fixture.Open([]byte(b), priv); err != nil || got != `{"id_connector": 40, "password": jwe("hunter2")}` {
+			t.Errorf("hop %d sent, decrypted: %s, %v; want the password encrypted", i, got, err)
+		}
+	}
+}
+
 // countingSource is a key source that counts its calls.
 type countingSource struct {
 	key   *e2ee.Key
