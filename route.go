@@ -449,9 +449,9 @@ func (rt *router) matchPath(rd readings, segs []string, v string, byHost bool) *
 // Punycode, for the Host header); the method in upper case; the path as
 // sent (an Opaque URL's included) with each segment percent-decoded, and
 // fully percent-decoded (%2F, %2E and %5C too), with backslashes read as
-// slashes, without ;parameters, cleaned of dot segments and repeated
-// slashes (CONNECT paths too), and without trailing slashes, all in lower
-// case; and each of those with its last segment without trailing dots,
+// slashes, without ;parameters, cut at a "?" or "#" written into the path
+// (%3F, %23), cleaned of dot segments and repeated slashes (CONNECT paths
+// too), and without trailing slashes, all in lower case; and each of those with its last segment without trailing dots,
 // white space and control characters, and without a format suffix
 // (".json"). Encrypting a request that did not need it is harmless; sending
 // one that did in cleartext is not.
