@@ -148,6 +148,7 @@ func TestRouterByResource(t *testing.T) {
 		{Pattern: "PUT /orders/{id}", Payload: p, VerifyOnly: true},
 		{Pattern: "shop.example/orders/{id}", Payload: p, VerifyOnly: true},
 		{Pattern: "/a%20b/c", Payload: p, VerifyOnly: true},
+		{Pattern: "/api/files/latest", Payload: p, VerifyOnly: true},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +188,7 @@ func TestRouterByResource(t *testing.T) {
 		{"POST", "https://gw.example/users/me/accounts", "", false},
 		{"POST", "https://any.example/files", "/files/{rest...}", false},
 		{"POST", "https://any.example/v1/files/a/b/c", "/files/{rest...}", false},
+		{"POST", "https://any.example/x/api/files/latest", "/api/files/latest", false}, // longer than files/{rest...}
 		{"POST", "https://any.example/dirs/a", "/dirs/", false},
 		{"POST", "https://any.example/x/dirs/", "/dirs/", false},
 		{"POST", "https://any.example/x/exact/", "/exact/{$}", false},
