@@ -65,6 +65,57 @@ func TestNewClientRefusesBaseURLSecrets(t *testing.T) {
 	}
 }
 
+// TestNewClientBaseURLForms checks how BaseURL is read: http only on a
+// loopback host, a Unicode host mapped as net/http dials it, and errors
+// that name the URL without what may be secret in it.
+func TestNewClientBaseURLForms(t *testing.T) {
+	priv := fixture.Private(fixture.RSA2048A)
+	keys := e2ee.StaticKey(&e2ee.Key{ID: "k", PublicKey: &priv.PublicKey})
+	for _, tt := range []struct {
+		base   string
+		post   string // a credential request that must go out encrypted
+		reason string // of the configuration error; "" for none
+	}{
+		{"http://127.0.0.1:8080/powens", "http://127.0.0.1:8080/powens/2.0/users/me/connections/7", ""},
+		{"http://localhost/powens", "http://localhost/powens/2.0/users/me/connections/7", ""},
+		{"http://[::1]/powens", "", "IPv6"},
+		{"http://10.0.0.1/powens", "", "is http: want https"},
+		{"https://ｅｇｒｅｓｓ.internal/powens", "https://egress.internal/powens/2.0/users/me/connections/7", ""},
+		{"https://xn--zzé.internal/powens", "", "does not map to ASCII"},
+		{"https://TOKEN:x@egress.internal/powens?key=TOKEN", "", `"https://egress.internal/powens": has user information`},
+		{"https://egress.internal/p%zz", "", `"(unparsable)": is not a URL`},
+	} {
+		t.Run(tt.base, func(t *testing.T) {
+			rec := &recorder{bodies: map[string][]byte{}}
+			client, err := powens.NewClient("acme", &powens.Options{BaseURL: tt.base, Keys: keys, HTTPClient: &http.Client{Transport: rec}})
+			if tt.reason != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.reason) || strings.Contains(err.Error(), "TOKEN") {
+					t.Errorf("NewClient(BaseURL %s) = %v; want an error saying %q, without TOKEN", tt.base, err, tt.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewClient(BaseURL %s) = %v", tt.base, err)
+			}
+			resp, err := client.Post(tt.post, "application/json", strings.NewReader(`{"otp": "123456"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			for u, b := range rec.bodies {
+				if got, _, err := fixture.Open(b, priv); err != nil || got != `{"otp": jwe("123456")}` {
+					t.Errorf("POST %s sent, decrypted: %s, %v; want the OTP encrypted", u, got, err)
+				}
+			}
+			if len(rec.bodies) != 1 {
+				t.Errorf("%d requests sent; want 1", len(rec.bodies))
+			}
+		})
+	}
+}
+
 // TestNewClientBaseURL checks a gateway declared with BaseURL: the key is
 // fetched below its prefix, credential requests to its host are encrypted
 // (and to the domain's own host), and those to another host refused.
