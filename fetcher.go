@@ -72,7 +72,10 @@ type KeyFetcher struct {
 
 	state      atomic.Pointer[fetchState] // what Key serves; replaced whole, never modified
 	refreshing atomic.Bool                // a background refresh goroutine is running
-	closed     atomic.Bool                // Close was called; set with mu held
+	// lastKIDRefresh is when KeyByID last started a fetch for a kid it did
+	// not know, in Unix nanoseconds.
+	lastKIDRefresh atomic.Int64
+	closed         atomic.Bool // Close was called; set with mu held
 
 	// mu serialises every change: of state (readers take no lock), of
 	// round and closed, and wg.Add, so that nothing starts once Close waits.
@@ -102,7 +105,20 @@ type fetchState struct {
 	err      error     // the last fetch's error; nil when it succeeded
 	failures int       // consecutive failed fetches
 	retryAt  time.Time // after a failure, no fetch starts before then
+
+	previous []retiredKey // keys served before key, newest first, while they may still be in use
 }
+
+// retiredKey is a key the fetcher served before its current one, and until
+// when JWEs made with it are taken: as long as a fetcher that had not seen
+// the rotation would still serve it, MaxStale past its expiry.
+type retiredKey struct {
+	key   *Key
+	until time.Time
+}
+
+// maxPrevious bounds the keys a fetcher remembers having served.
+const maxPrevious = 4
 
 // KeyStatus is what a [KeyFetcher] holds at one moment, as
 // [KeyFetcher.Status] reports it.
@@ -110,7 +126,13 @@ type KeyStatus struct {
 	KeyID   string    // the kid of the key served; "" before the first good fetch
 	Fetched time.Time // when that key was last fetched or revalidated
 	Expires time.Time // when it expires (it may be served past that while fetches fail)
-	Err     error     // the last fetch's error; nil when the last fetch succeeded
+	Err     error     // the last fetch's error; nil when the last fetch succeeded; after Close, wraps ErrFetcherClosed
+
+	// Usable reports whether the fetcher can supply a key now: it holds
+	// one, is not closed, and is within MaxStale past the key's expiry
+	// (the time StaleUntil gives). A readiness check needs nothing else.
+	Usable     bool
+	StaleUntil time.Time // until then the key is served, even while fetches fail
 }
 
 // NewKeyFetcher returns a KeyFetcher for the key served at rawURL. It does no
@@ -243,15 +265,104 @@ func (f *KeyFetcher) Refresh(ctx context.Context) (*Key, error) {
 	return st.key, nil
 }
 
+// KeyByID returns the key whose kid is kid, for checking a JWE that names
+// it: the current key, or a key the fetcher served before and that is still
+// within [FetcherConfig.MaxStale] past its expiry, since a user interface
+// may have got it, from this fetcher or another one, just before the key
+// rotated. It returns nil and no error when no such key is known.
+//
+// A kid it has never seen may be the API's new key, which another fetcher
+// has already seen: KeyByID then fetches the key at once, whatever
+// [FetcherConfig.MinRefreshInterval] says, but starts at most one such
+// fetch a second, and concurrent callers share it. While the fetcher backs
+// off after a failed fetch, it starts none. It is safe for concurrent use.
+func (f *KeyFetcher) KeyByID(ctx context.Context, kid string) (*Key, error) {
+	k, err := f.Key(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := f.state.Load()
+	if found := s.byID(kid); found != nil {
+		return found, nil
+	}
+	if st := f.refreshForKID(ctx, s); st != nil {
+		return st.byID(kid), nil
+	}
+	if k.ID == kid {
+		return k, nil
+	}
+	return nil, nil
+}
+
+// byID returns s's current key, or a key it served before within its
+// window, whose kid is kid; nil when there is none.
+func (s *fetchState) byID(kid string) *Key {
+	if s.key != nil && s.key.ID == kid {
+		return s.key
+	}
+	now := time.Now()
+	for _, p := range s.previous {
+		if p.key.ID == kid && now.Before(p.until) {
+			return p.key
+		}
+	}
+	return nil
+}
+
+// refreshForKID fetches the key again for a kid that s does not know, at
+// most once a second: a caller within that second shares the fetch in
+// flight, or the outcome recorded since s, or gets nil (no fetch). It
+// returns the state after the fetch, or nil when none was made or it failed.
+func (f *KeyFetcher) refreshForKID(ctx context.Context, s *fetchState) *fetchState {
+	if time.Now().Before(s.retryAt) {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	last := f.lastKIDRefresh.Load()
+	if now-last >= int64(time.Second) && f.lastKIDRefresh.CompareAndSwap(last, now) {
+		st, err := f.wait(ctx, s.version, false)
+		if err != nil {
+			return nil
+		}
+		return st
+	}
+	f.mu.Lock()
+	r, cur := f.round, f.state.Load()
+	f.mu.Unlock()
+	switch {
+	case cur.version > s.version && cur.err == nil:
+		return cur
+	case r == nil:
+		return nil
+	}
+	select {
+	case <-r.done:
+		return r.state
+	case <-ctx.Done():
+		return nil
+	}
+}
+
 // Status reports what the fetcher holds: the kid of the key it serves, when
 // that key was last fetched or revalidated and when it expires, and the last
 // fetch's error. It does no I/O and takes no lock, so a health or readiness
 // check may call it as often as it likes; it is safe for concurrent use.
+//
+// After [KeyFetcher.Close], Err wraps [ErrFetcherClosed] and Usable is
+// false, so that a readiness check built on Status goes red.
 func (f *KeyFetcher) Status() KeyStatus {
 	s := f.state.Load()
 	st := KeyStatus{Err: s.err}
 	if s.key != nil {
-		st.KeyID, st.Fetched, st.Expires = s.key.ID, s.fetched, s.expires
+		st.KeyID, st.Fetched, st.Expires, st.StaleUntil = s.key.ID, s.fetched, s.expires, s.staleUntil
+		st.Usable = time.Now().Before(s.staleUntil)
+	}
+	if f.closed.Load() {
+		st.Usable = false
+		st.Err = ErrFetcherClosed
+		if s.err != nil {
+			st.Err = fmt.Errorf("%w (the last fetch failed: %w)", ErrFetcherClosed, s.err)
+		}
 	}
 	return st
 }
@@ -309,7 +420,18 @@ func (f *KeyFetcher) succeeded(resp response) (*fetchState, event) {
 		k = cur.key // the same *Key, so that users' caches keyed on it stay valid
 	}
 	f.version++
+	now := time.Now()
+	var previous []retiredKey
+	if cur.key != nil && k != cur.key {
+		previous = append(previous, retiredKey{cur.key, cur.staleUntil})
+	}
+	for _, p := range cur.previous {
+		if now.Before(p.until) && p.key.ID != k.ID && len(previous) < maxPrevious {
+			previous = append(previous, p)
+		}
+	}
 	s := &fetchState{
+		previous:     previous,
 		key:          k,
 		fetched:      resp.end,
 		ttl:          resp.ttl,

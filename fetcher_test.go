@@ -670,6 +670,136 @@ func TestKeyFetcherStatus(t *testing.T) {
 	})
 }
 
+// TestKeyFetcherStatusUsable checks Usable and StaleUntil, what a
+// readiness check reads: false before a key, true while the key is served
+// (past its expiry too, while fetches fail, up to MaxStale), false after, and
+// false once the fetcher is closed, whose Err then wraps ErrFetcherClosed.
+func TestKeyFetcherStatusUsable(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		srv := newKeyServer(serveJWK(jwkA, "Cache-Control", "max-age=600"))
+		f := srv.fetcher(t, &FetcherConfig{MaxStale: time.Hour})
+		if st := f.Status(); st.Usable {
+			t.Errorf("Status() before any fetch = %+v; want not usable", st)
+		}
+		wantKey(t, f, "kid-a")
+		if st := f.Status(); !st.Usable || !st.StaleUntil.Equal(start.Add(70*time.Minute)) {
+			t.Errorf("Status() after a good fetch = %+v; want usable until %v", st, start.Add(70*time.Minute))
+		}
+		srv.set(answer(503, ""))
+		time.Sleep(30 * time.Minute) // expired; fetches fail; the key is still served
+		if _, err := f.Key(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := f.Status(); !st.Usable || st.Err == nil {
+			t.Errorf("Status() within MaxStale = %+v; want usable, with the fetch's error", st)
+		}
+		time.Sleep(41 * time.Minute) // past MaxStale
+		if st := f.Status(); st.Usable {
+			t.Errorf("Status() past MaxStale = %+v; want not usable", st)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		srv := newKeyServer(serveJWK(jwkA, "Cache-Control", "max-age=600"))
+		f := srv.fetcher(t, nil)
+		wantKey(t, f, "kid-a")
+		f.Close()
+		if st := f.Status(); st.Usable || !errors.Is(st.Err, ErrFetcherClosed) || st.KeyID != "kid-a" {
+			t.Errorf("Status() after Close = %+v; want not usable, Err wrapping ErrFetcherClosed, kid-a", st)
+		}
+	})
+}
+
+// TestKeyFetcherKeyByID checks what a kid-checking relay asks: the current
+// key by its kid; a key served before a rotation, while it may still be in
+// use; a kid never seen, which makes the fetcher fetch at once, whatever
+// MinRefreshInterval, at most once a second, concurrent callers sharing it;
+// and nil for a kid that the endpoint does not serve either.
+func TestKeyFetcherKeyByID(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newKeyServer(serveJWK(jwkA, "Cache-Control", "max-age=600"))
+		f := srv.fetcher(t, &FetcherConfig{MaxStale: time.Hour, MinRefreshInterval: time.Hour})
+		ctx := context.Background()
+		byID := func(kid string) *Key {
+			t.Helper()
+			k, err := f.KeyByID(ctx, kid)
+			if err != nil {
+				t.Fatalf("KeyByID(%s) = %v", kid, err)
+			}
+			return k
+		}
+		if k := byID("kid-a"); k == nil || k.ID != "kid-a" {
+			t.Fatalf("KeyByID(kid-a) = %v; want the current key", k)
+		}
+		wantRequests(t, srv, 1)
+
+		// The endpoint rotates; a page got kid-b from another replica.
+		srv.set(serveJWK(jwkB, "Cache-Control", "max-age=600"))
+		time.Sleep(time.Second)
+		var wg sync.WaitGroup
+		for range 10 {
+			wg.Go(func() {
+				if k, err := f.KeyByID(ctx, "kid-b"); err != nil || k == nil || k.ID != "kid-b" {
+					t.Errorf("KeyByID(kid-b) = %v, %v; want kid-b, fetched at once", k, err)
+				}
+			})
+		}
+		wg.Wait()
+		wantRequests(t, srv, 2) // one fetch, shared
+		if k := byID("kid-a"); k == nil || k.ID != "kid-a" {
+			t.Errorf("KeyByID(kid-a) after the rotation = %v; want the previous key, still taken", k)
+		}
+		if k := byID("kid-unknown"); k != nil {
+			t.Errorf("KeyByID(kid-unknown) = %v; want nil", k)
+		}
+		wantRequests(t, srv, 2) // within a second of the last such fetch: none
+		time.Sleep(time.Second)
+		if k := byID("kid-unknown"); k != nil {
+			t.Errorf("KeyByID(kid-unknown) = %v; want nil", k)
+		}
+		wantRequests(t, srv, 3) // a second later: one more
+		if k, _ := f.Key(ctx); k.ID != "kid-b" {
+			t.Errorf("Key() = %v; want kid-b", k)
+		}
+
+		// The previous key is taken until MaxStale past its expiry.
+		time.Sleep(69 * time.Minute)
+		if k := byID("kid-a"); k == nil {
+			t.Errorf("KeyByID(kid-a) 69 min after its fetch = nil; want it within MaxStale past its expiry")
+		}
+		time.Sleep(2 * time.Minute)
+		if k := byID("kid-a"); k != nil {
+			t.Errorf("KeyByID(kid-a) 71 min after its fetch = %v; want nil, past MaxStale", k)
+		}
+	})
+}
+
+// TestKeyFetcherKeyByIDBacksOff checks that an unknown kid starts no fetch
+// while the fetcher backs off after a failed one.
+func TestKeyFetcherKeyByIDBacksOff(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		srv := newKeyServer(serveJWK(jwkA, "Cache-Control", "max-age=600"))
+		f := srv.fetcher(t, &FetcherConfig{MinRefreshInterval: time.Nanosecond})
+		wantKey(t, f, "kid-a")
+		srv.set(answer(503, ""))
+		time.Sleep(time.Second)
+		if _, err := f.Refresh(context.Background()); err == nil {
+			t.Fatal("Refresh succeeded; want the 503")
+		}
+		requests := srv.count()
+		for range 5 {
+			time.Sleep(100 * time.Millisecond)
+			if k, err := f.KeyByID(context.Background(), "kid-b"); k != nil || err != nil {
+				t.Errorf("KeyByID(kid-b) = %v, %v; want nil, nil", k, err)
+			}
+		}
+		wantRequests(t, srv, requests)
+	})
+}
+
 func TestKeyFetcherClose(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"sync/atomic"
 	"unicode/utf8"
@@ -71,6 +72,41 @@ type Refresher interface {
 
 var _ Refresher = (*KeyFetcher)(nil)
 
+// KeyFinder is a [KeySource] that can also find, by kid, a key it supplied
+// before: [KeyFetcher] is one. A kid-checking VerifyOnly route (see
+// [Route.VerifyOnly]) takes a JWE whose kid its Encryptor's source finds,
+// so that JWEs made just before a rotation still pass. KeyByID returns nil
+// and no error for a kid it does not know.
+type KeyFinder interface {
+	KeyByID(ctx context.Context, kid string) (*Key, error)
+}
+
+var _ KeyFinder = (*KeyFetcher)(nil)
+
+// keyByID returns the key whose kid is kid: found by the source when it is
+// a KeyFinder, else the current key when its kid is kid; nil when neither.
+func (e *Encryptor) keyByID(ctx context.Context, kid string) (*Key, error) {
+	finder, ok := e.src.(KeyFinder)
+	if !ok {
+		ke, err := e.current(ctx)
+		if err != nil || ke.key.ID != kid {
+			return nil, err
+		}
+		return ke.key, nil
+	}
+	k, err := finder.KeyByID(ctx, kid)
+	switch {
+	case err != nil:
+		return nil, keyUnavailable(err)
+	case k == nil:
+		return nil, nil
+	}
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
 // refresh fetches the source's key again when the source is a Refresher,
 // and returns nil and no error when it is not.
 func (e *Encryptor) refresh(ctx context.Context) (*Key, error) {
@@ -105,11 +141,14 @@ func (e *Encryptor) current(ctx context.Context) (*keyEncrypter, error) {
 	if err != nil {
 		return nil, keyUnavailable(err)
 	}
-	if c := e.cached.Load(); c != nil && c.key.equal(k) {
-		return c, nil
+	if c := e.cached.Load(); c != nil && c.key == k {
+		return c, nil // the key checked when it was cached
 	}
 	if err := k.check(); err != nil {
 		return nil, err
+	}
+	if c := e.cached.Load(); c != nil && c.key.equal(k) {
+		return c, nil
 	}
 	enc, err := jose.NewEncrypter(jose.A256GCM, jose.Recipient{
 		Algorithm: jose.RSA_OAEP_256,
@@ -200,19 +239,30 @@ func parseJWE(s string) (jweInfo, bool) {
 	if n, ok := decodedLen(parts[4]); !ok || n != gcmTagSize {
 		return jweInfo{}, false
 	}
-	return jweInfo{kid: kid, keyLen: cek}, true
+	return jweInfo{kid: kid, keyLen: cek, encryptedKey: parts[1]}, true
 }
 
 // jweInfo is what parseJWE reads of a JWE.
 type jweInfo struct {
-	kid    string
-	keyLen int // bytes of the encrypted key: the modulus size of the key used
+	kid          string
+	keyLen       int    // bytes of the encrypted key: the modulus size of the key used
+	encryptedKey string // the encrypted key, base64url
 }
 
-// madeWith reports whether the JWE was made with k: its kid, and an
-// encrypted key as long as k's modulus.
+// madeWith reports whether the JWE could have been made with k: its kid, an
+// encrypted key as long as k's modulus, and whose value is in (1, n-1), as
+// every RSA encryption's is. It proves neither that the value was
+// encrypted nor that it decrypts: only the key's holder can tell.
 func (j jweInfo) madeWith(k *Key) bool {
-	return j.kid == k.ID && j.keyLen == k.PublicKey.Size()
+	if j.kid != k.ID || j.keyLen != k.PublicKey.Size() {
+		return false
+	}
+	ek, err := b64.DecodeString(j.encryptedKey)
+	if err != nil {
+		return false
+	}
+	c := new(big.Int).SetBytes(ek)
+	return c.Cmp(big.NewInt(1)) > 0 && c.Cmp(new(big.Int).Sub(k.PublicKey.N, big.NewInt(1))) < 0
 }
 
 // b64 is the encoding of every JWE part: base64url, no padding, canonical.

@@ -283,9 +283,9 @@ func mistakes() []mistake {
 		{name: "11 a validation body missing members is encrypted", setUp: newClient("acme"), url: "https://acme.biapi.pro/2.0/payments/9", body: `{"fields": {"website": "` + secret + `"}}`, want: encrypted},
 		{name: "11 SubmitFieldValues leaves other requests alone", setUp: newClient("acme"), url: connections, ctx: powens.SubmitFieldValues, want: encrypted},
 		// A relay checks that JWEs are made with the current key.
-		{name: "relay: JWE of another key", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + otherKeyJWE() + `"}}`, want: refused, reason: "not a JWE of the current key"},
-		{name: "relay: JWE of another key of the same size", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + sameSizeKeyJWE() + `"}}`, want: refused, reason: "not a JWE of the current key"},
-		{name: "relay: forged kid, other modulus", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: "forged", want: refused, reason: "not a JWE of the current key"},
+		{name: "relay: JWE of another key", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + otherKeyJWE() + `"}}`, want: refused, reason: "not encrypted with a key the API serves: /fields/* (a kid the key source does not know)"},
+		{name: "relay: JWE of another key of the same size", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + sameSizeKeyJWE() + `"}}`, want: refused, reason: "(a kid the key source does not know)"},
+		{name: "relay: forged kid, other modulus", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: "forged", want: refused, reason: "(does not fit the key its kid names)"},
 		{name: "relay: cleartext", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "cleartext: /fields/*"},
 	}
 }

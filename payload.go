@@ -41,6 +41,14 @@ var ErrNotJSON = errors.New("e2ee: body is not JSON")
 // JWEs as they are.
 var ErrAlreadyEncrypted = errors.New("e2ee: designated value already encrypted")
 
+// ErrUnknownKey indicates a JWE that was not made with a key that a route's
+// key source serves. It occurs on a kid-checking VerifyOnly route (see
+// [Route.VerifyOnly]) when a JWE's kid is unknown to the source, even after
+// fetching the key again, or its encrypted key does not fit the key its kid
+// names. Such a value is not in cleartext, but the API could not decrypt
+// it either.
+var ErrUnknownKey = errors.New("e2ee: designated value not encrypted with a key the API serves")
+
 // ErrBodyShape indicates a JSON body that cannot hold its designated values
 // where its patterns look for them. It occurs when the body's root is a
 // string, number, boolean or null (a body stringified twice is a JSON
@@ -374,7 +382,7 @@ func (p *Payload) encrypt(ctx context.Context, body []byte, allowJWE bool) ([]by
 // bytes between the designated values, and each value's JWE, quoted. It
 // returns body alone, and no kid, when nothing needs encrypting.
 func (p *Payload) encryptParts(ctx context.Context, body []byte, allowJWE bool) ([][]byte, string, error) {
-	w := p.walk(body, false, nil)
+	w := p.walk(body, false, false)
 	defer w.release()
 	if w.err != nil {
 		return nil, "", w.err
@@ -469,47 +477,94 @@ func (p *Payload) workerCount() int {
 // patterns look for them ([ErrBodyShape]), and more designated values than
 // the Payload's bound, are errors too.
 func (p *Payload) Check(body []byte) error {
-	return p.check(body, nil)
+	w := p.walk(body, true, false)
+	defer w.release()
+	if w.err != nil {
+		return w.err
+	}
+	return checkError(w.cleartext, nil)
 }
 
-// verify is Check for a Transport's VerifyOnly route: when p has an
-// Encryptor, it also asks for the current key, and refuses a JWE that was
-// not made with it (see [jweInfo.madeWith]).
+// verify is Check for a Transport's VerifyOnly route. When p has an
+// Encryptor, it also refuses a JWE that was not made with a key that the
+// Encryptor's source serves, now or, for a [KeyFinder], recently: an unknown
+// kid, or an encrypted key that does not fit the key its kid names (see
+// [jweInfo.madeWith]).
 func (p *Payload) verify(ctx context.Context, body []byte) error {
 	if p.enc == nil {
-		return p.check(body, nil)
+		return p.Check(body)
 	}
-	ke, err := p.enc.current(ctx)
-	if err != nil {
+	if _, err := p.enc.current(ctx); err != nil {
 		return err
 	}
-	return p.check(body, ke.key)
+	w := p.walk(body, true, true)
+	defer w.release()
+	if w.err != nil {
+		return w.err
+	}
+	keys := make(map[string]*Key)
+	var foreign []string
+	for _, j := range w.jwes {
+		k, seen := keys[j.info.kid]
+		if !seen {
+			var err error
+			if k, err = p.enc.keyByID(ctx, j.info.kid); err != nil {
+				return err
+			}
+			keys[j.info.kid] = k
+		}
+		switch {
+		case k == nil:
+			foreign = append(foreign, j.pointer+" (a kid the key source does not know)")
+		case !j.info.madeWith(k):
+			foreign = append(foreign, j.pointer+" (does not fit the key its kid names)")
+		}
+	}
+	return checkError(w.cleartext, foreign)
 }
 
 // maxListed bounds the pointers that a Check error lists.
 const maxListed = 10
 
-// check is Check; with a key, JWEs not made with it count as cleartext.
-func (p *Payload) check(body []byte, key *Key) error {
-	w := p.walk(body, true, key)
-	defer w.release()
-	if w.err != nil {
-		return w.err
+// checkError returns the error of a body with designated values in
+// cleartext and JWEs of keys not served, or nil when there are none.
+func checkError(cleartext, foreign []string) error {
+	list := func(ptrs []string) string {
+		if n := len(ptrs); n > maxListed {
+			return fmt.Sprintf("%s, and %d more", strings.Join(ptrs[:maxListed], ", "), n-maxListed)
+		}
+		return strings.Join(ptrs, ", ")
 	}
-	if n := len(w.cleartext); n > maxListed {
-		return fmt.Errorf("%w: %s, and %d more", ErrCleartext, strings.Join(w.cleartext[:maxListed], ", "), n-maxListed)
-	} else if n > 0 {
-		return fmt.Errorf("%w: %s", ErrCleartext, strings.Join(w.cleartext, ", "))
+	switch {
+	case len(cleartext) > 0 && len(foreign) > 0:
+		return &bodyCheckError{
+			msg:  fmt.Sprintf("%s: %s; not encrypted with a key the API serves: %s", ErrCleartext, list(cleartext), list(foreign)),
+			errs: []error{ErrCleartext, ErrUnknownKey},
+		}
+	case len(cleartext) > 0:
+		return fmt.Errorf("%w: %s", ErrCleartext, list(cleartext))
+	case len(foreign) > 0:
+		return fmt.Errorf("%w: %s", ErrUnknownKey, list(foreign))
 	}
 	return nil
 }
+
+// bodyCheckError is the error of a body with both designated values in
+// cleartext and JWEs of keys not served.
+type bodyCheckError struct {
+	msg  string
+	errs []error
+}
+
+func (e *bodyCheckError) Error() string   { return e.msg }
+func (e *bodyCheckError) Unwrap() []error { return e.errs }
 
 // walker is the state of one pass over a body.
 type walker struct {
 	p     *Payload
 	body  []byte
 	check bool // collect cleartext pointers instead of failing on non-strings
-	key   *Key // with check, the key that JWEs must be made with; nil: any
+	keyed bool // with check, collect the designated JWEs, for their keys to be checked
 	count int  // designated values so far
 
 	buf  bytes.Buffer
@@ -520,7 +575,14 @@ type walker struct {
 	found     []found  // designated strings to encrypt, in body order
 	cleartext []string // with check: pointers of designated values in cleartext
 	jwe       string   // without check: the pointer of the first designated JWE
+	jwes      []jweRef // with keyed: the designated JWEs, in body order
 	err       error
+}
+
+// jweRef is a designated JWE of a body and its JSON Pointer.
+type jweRef struct {
+	pointer string
+	info    jweInfo
 }
 
 // found is a designated string: its bytes, quotes included, are
@@ -545,9 +607,9 @@ var walkers = sync.Pool{New: func() any {
 // match the path so far, and skips whole values that no pattern can reach
 // with SkipValue: that is what keeps the pass close to the cost of
 // validation. The jsontext decoder reads directly from the body's bytes.
-func (p *Payload) walk(body []byte, check bool, key *Key) *walker {
+func (p *Payload) walk(body []byte, check, keyed bool) *walker {
 	w := walkers.Get().(*walker)
-	w.p, w.body, w.check, w.key, w.count = p, body, check, key, 0
+	w.p, w.body, w.check, w.keyed, w.count = p, body, check, keyed, 0
 	w.buf = *bytes.NewBuffer(body)
 	w.dec.Reset(&w.buf, jsontext.AllowDuplicateNames(true))
 
@@ -577,7 +639,8 @@ func (w *walker) release() {
 	w.found = w.found[:0]
 	w.cleartext, w.jwe = nil, ""
 	clear(w.name)
-	w.p, w.body, w.key, w.err = nil, nil, nil, nil
+	w.p, w.body, w.err = nil, nil, nil
+	w.jwes = w.jwes[:0]
 	w.buf = bytes.Buffer{}
 	w.dec.Reset(&w.buf) // drop every reference to body
 	walkers.Put(w)
@@ -684,10 +747,9 @@ func (w *walker) designated(kind jsontext.Kind) error {
 			if !w.check && w.jwe == "" {
 				w.jwe = w.pointer()
 			}
-			if w.key == nil || jwe.madeWith(w.key) {
-				return nil
+			if w.keyed {
+				w.jwes = append(w.jwes, jweRef{w.pointer(), jwe})
 			}
-			w.cleartext = append(w.cleartext, w.pointer()+" (not a JWE of the current key)")
 			return nil
 		}
 	}

@@ -670,7 +670,7 @@ func FuzzPayloadEncrypt(f *testing.F) {
 		}
 		// Each replacement costs an RSA encryption and a decryption here:
 		// bound the work per input so that the fuzzer keeps its pace.
-		w := p.walk(body, false, nil)
+		w := p.walk(body, false, false)
 		many := len(w.found) > 16
 		w.release()
 		if many {

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -953,27 +955,47 @@ func TestTransportVerifyOnlyKid(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name, jwe string
-		refused   bool
+		refused   string
 	}{
-		{"the key's JWE", ours, false},
-		{"another key's JWE", theirs, true},
-		{"the key's kid on another modulus", forgedJWE, true},
+		{"the key's JWE", ours, ""},
+		{"another key's JWE", theirs, "/fields/* (a kid the key source does not know)"},
+		{"the key's kid on another modulus", forgedJWE, "/fields/* (does not fit the key its kid names)"},
+		{"the key's kid, an encrypted key of n-1", forgeEncryptedKey(t, ours, new(big.Int).Sub(fixture.Public(fixture.RSA2048A).N, big.NewInt(1))), "/fields/* (does not fit the key its kid names)"},
+		{"the key's kid, an encrypted key of 1", forgeEncryptedKey(t, ours, big.NewInt(1)), "/fields/* (does not fit the key its kid names)"},
+		{"the key's kid, an encrypted key of n-2", forgeEncryptedKey(t, ours, new(big.Int).Sub(fixture.Public(fixture.RSA2048A).N, big.NewInt(2))), ""},
+		{"the key's kid, an encrypted key of 2", forgeEncryptedKey(t, ours, big.NewInt(2)), ""},
 	} {
 		rec := &recorder{}
 		tr := &Transport{Base: rec, Routes: []Route{{Pattern: "/payments/{id}", Payload: p, VerifyOnly: true}}}
 		req, _ := newRequest(t, "POST", "https://acme.biapi.pro/2.0/payments/9", `{"fields": {"code": "`+tt.jwe+`"}}`)
 		_, err := tr.RoundTrip(req)
-		if !tt.refused {
+		if tt.refused == "" {
 			if err != nil || len(rec.requests()) != 1 {
 				t.Errorf("%s: RoundTrip = %v; want it sent", tt.name, err)
 			}
 			continue
 		}
-		wantError(t, tt.name, err, ErrCleartext, "/fields/* (not a JWE of the current key)")
+		wantError(t, tt.name, err, ErrUnknownKey, tt.refused)
+		if errors.Is(err, ErrCleartext) || strings.Contains(err.Error(), "cleartext") {
+			t.Errorf("%s: %v; a JWE is not cleartext", tt.name, err)
+		}
 		if len(rec.requests()) != 0 {
 			t.Errorf("%s: sent; want nothing sent", tt.name)
 		}
 	}
+}
+
+// forgeEncryptedKey returns jwe with its encrypted key replaced by the
+// big-endian bytes of c, as long as the original.
+func forgeEncryptedKey(t *testing.T, jwe string, c *big.Int) string {
+	t.Helper()
+	parts := strings.Split(jwe, ".")
+	ek, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts[1] = base64.RawURLEncoding.EncodeToString(c.FillBytes(make([]byte, len(ek))))
+	return strings.Join(parts, ".")
 }
 
 // TestTransportBodyReadHonoursContext reads a body that never ends: the
