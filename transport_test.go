@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1297,6 +1299,57 @@ func TestTransportKeyRejected(t *testing.T) {
 // body through Payload.Encrypt, and the two encryptions alone: Transport
 // minus TwoEncryptions is the Transport's and the Payload's overhead, which
 // AlreadyEncrypted measures apart from the noise of the RSA operations.
+// idleBody is a request body that sends nothing: its first Read reports
+// that it started, then waits for release, as a client that declared a body
+// and holds its connection open does.
+type idleBody struct {
+	started *sync.WaitGroup
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *idleBody) Read([]byte) (int, error) {
+	b.once.Do(b.started.Done)
+	<-b.release
+	return 0, io.ErrUnexpectedEOF
+}
+
+func (b *idleBody) Close() error { return nil }
+
+// BenchmarkTransportIdleBodies measures the heap held by 100 requests that
+// each declare a 1 MiB body and send nothing yet, as slow clients of a
+// relay do: MiB-held is the heap's growth while all 100 wait in Read.
+func BenchmarkTransportIdleBodies(b *testing.B) {
+	enc, _, _ := testEncryptor()
+	tr := testTransport(b, enc, &recorder{})
+	const conns = 100
+	var held []float64
+	for b.Loop() {
+		release := make(chan struct{})
+		var started, done sync.WaitGroup
+		started.Add(conns)
+		runtime.GC()
+		var before, during runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range conns {
+			req, err := http.NewRequest("POST", connectionsURL, &idleBody{started: &started, release: release})
+			if err != nil {
+				b.Fatal(err)
+			}
+			req.ContentLength = 1 << 20
+			done.Go(func() { tr.RoundTrip(req) })
+		}
+		started.Wait()
+		runtime.GC()
+		runtime.ReadMemStats(&during)
+		close(release)
+		done.Wait()
+		held = append(held, float64(int64(during.HeapAlloc)-int64(before.HeapAlloc))/(1<<20))
+	}
+	slices.Sort(held)
+	b.ReportMetric(held[len(held)/2], "MiB-held")
+}
+
 func BenchmarkTransport(b *testing.B) {
 	enc, _, _ := testEncryptor()
 	p, err := NewPayload(enc, "/login", "/password")
