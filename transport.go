@@ -341,6 +341,10 @@ func (t *Transport) base() http.RoundTripper {
 // the request's context can end, the read runs on a goroutine of its own,
 // so that a body that never ends cannot outlast the context: the body is
 // then closed, which unblocks most readers.
+//
+// The buffer grows as bytes arrive, from firstRead bytes at most: a
+// declared Content-Length is a claim, and holding it in memory before the
+// body comes would let idle connections exhaust the heap.
 func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 	limit := cmp.Or(t.MaxBodyBytes, DefaultMaxBodyBytes) // Validate refused a negative one
 	if req.ContentLength > limit {
@@ -348,29 +352,21 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 		return nil, fmt.Errorf("e2ee: request body of %d bytes exceeds the limit of %d", req.ContentLength, limit)
 	}
 	read := func() ([]byte, error) {
-		var body []byte
-		var err error
+		max := limit + 1 // one byte more, to see that the body ends there
 		if n := req.ContentLength; n > 0 {
-			// The length is known: one allocation, and one byte more to
-			// read to see that the body ends there.
-			body = make([]byte, n, n+1)
-			if _, err = io.ReadFull(req.Body, body); err == nil {
-				var extra [1]byte
-				if m, _ := io.ReadFull(req.Body, extra[:]); m > 0 {
-					body = append(body, extra[0])
-					err = errLongBody
-				}
-			}
-		} else {
-			body, err = io.ReadAll(io.LimitReader(req.Body, limit+1))
+			max = n + 1
 		}
+		body, err := readUpTo(req.Body, max)
 		switch {
-		case errors.Is(err, errLongBody):
-			clear(body)
-			return nil, err
 		case err != nil:
 			clear(body)
 			return nil, fmt.Errorf("e2ee: reading request body: %w", err)
+		case req.ContentLength > 0 && int64(len(body)) > req.ContentLength:
+			clear(body)
+			return nil, errLongBody
+		case req.ContentLength > 0 && int64(len(body)) < req.ContentLength:
+			clear(body)
+			return nil, fmt.Errorf("e2ee: reading request body: %w", io.ErrUnexpectedEOF)
 		case int64(len(body)) > limit:
 			clear(body)
 			return nil, fmt.Errorf("e2ee: request body exceeds the limit of %d bytes", limit)
@@ -400,6 +396,33 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 		go func() { clear((<-ch).body) }() // the read ends with the body closed
 		return nil, fmt.Errorf("e2ee: reading request body: %w", req.Context().Err())
 	}
+}
+
+// firstRead is the most that readBody allocates before a body's first bytes.
+const firstRead = 4 << 10
+
+// readUpTo reads r to its end or to max bytes, whichever comes first, into
+// a buffer that starts at firstRead bytes at most and doubles as bytes
+// arrive. Each buffer outgrown is cleared: it holds cleartext.
+func readUpTo(r io.Reader, max int64) ([]byte, error) {
+	buf := make([]byte, 0, min(max, firstRead))
+	for int64(len(buf)) < max {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(max, int64(2*cap(buf))))
+			copy(grown, buf)
+			clear(buf)
+			buf = grown
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // errLongBody is the error of a body longer than its Content-Length.

@@ -676,6 +676,31 @@ func TestTransportUnknownLength(t *testing.T) {
 func TestTransportBodyLimit(t *testing.T) {
 	enc, priv, kid := testEncryptor()
 	body := `{"password": "` + canary + `"}`
+	t.Run("declared length: no buffer of that length before the bytes", func(t *testing.T) {
+		rec := &recorder{}
+		tr := testTransport(t, enc, rec)
+		// A body declared as 1 MiB that sends a few bytes at a time: each
+		// Read is offered what the buffer has room for.
+		var offered []int
+		body := readFunc(func(p []byte) (int, error) {
+			offered = append(offered, len(p))
+			if len(offered) > 3 {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return copy(p, "{}  "), nil
+		})
+		req, err := http.NewRequest("POST", connectionsURL, io.NopCloser(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = 1 << 20
+		if _, err := tr.RoundTrip(req); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("RoundTrip = %v; want the body's error", err)
+		}
+		if len(offered) == 0 || offered[0] > 4<<10 {
+			t.Errorf("the first Read was offered %v bytes; want at most 4 KiB before any byte arrived", offered)
+		}
+	})
 	t.Run("declared length over the limit: nothing read", func(t *testing.T) {
 		rec := &recorder{}
 		tr := testTransport(t, enc, rec)
@@ -1299,6 +1324,40 @@ func TestTransportKeyRejected(t *testing.T) {
 // body through Payload.Encrypt, and the two encryptions alone: Transport
 // minus TwoEncryptions is the Transport's and the Payload's overhead, which
 // AlreadyEncrypted measures apart from the noise of the RSA operations.
+// TestReadUpTo checks the reader of request bodies: it returns every byte
+// up to its bound, across the growths of its buffer, which starts small
+// whatever the bound.
+func TestReadUpTo(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789"), 1024) // 10 KiB
+	for _, tt := range []struct {
+		max  int64
+		want int
+	}{
+		{1 << 20, len(data)},
+		{5000, 5000},
+		{4096, 4096},
+		{1, 1},
+	} {
+		var offered []int
+		r := bytes.NewReader(data)
+		got, err := readUpTo(readFunc(func(p []byte) (int, error) {
+			offered = append(offered, len(p))
+			return r.Read(p[:min(len(p), 100)]) // 100 bytes at a time
+		}), tt.max)
+		if err != nil || !bytes.Equal(got, data[:tt.want]) {
+			t.Errorf("readUpTo(max %d) = %d bytes, %v; want the first %d", tt.max, len(got), err, tt.want)
+		}
+		if offered[0] > 4<<10 {
+			t.Errorf("readUpTo(max %d) first offered %d bytes; want at most 4 KiB", tt.max, offered[0])
+		}
+	}
+}
+
+// readFunc is an io.Reader that is a function.
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
+
 // idleBody is a request body that sends nothing: its first Read reports
 // that it started, then waits for release, as a client that declared a body
 // and holds its connection open does.
