@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode"
+	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -345,11 +346,15 @@ func (p *Payload) Encrypt(ctx context.Context, body []byte) ([]byte, error) {
 // that rewrites large bodies one after another can pass the same buffer
 // each time (out = p.AppendEncrypt(ctx, out[:0], body)), so that the
 // rewritten body costs no allocation once the buffer is large enough. dst
-// and body must not overlap.
+// may share memory with body, as in p.AppendEncrypt(ctx, buf[:0], buf): the
+// body is then rewritten in a buffer of its own first, and copied.
 func (p *Payload) AppendEncrypt(ctx context.Context, dst, body []byte) ([]byte, error) {
 	parts, _, err := p.encryptParts(ctx, body, true)
 	if err != nil {
 		return dst, err
+	}
+	if overlap(dst, body) {
+		return append(dst, bytes.Join(parts, nil)...), nil
 	}
 	n := 0
 	for _, part := range parts {
@@ -360,6 +365,17 @@ func (p *Payload) AppendEncrypt(ctx context.Context, dst, body []byte) ([]byte, 
 		dst = append(dst, part...)
 	}
 	return dst, nil
+}
+
+// overlap reports whether appending to dst, within its capacity, may write
+// over body's bytes.
+func overlap(dst, body []byte) bool {
+	if cap(dst) == len(dst) || len(body) == 0 {
+		return false
+	}
+	d := uintptr(unsafe.Pointer(unsafe.SliceData(dst)))
+	b := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+	return d < b+uintptr(len(body)) && b < d+uintptr(cap(dst))
 }
 
 // encrypt is Encrypt, also returning the kid of the key used ("" when nothing

@@ -122,6 +122,15 @@ func TestPayloadEncryptGolden(t *testing.T) {
 			if err != nil || !bytes.Equal(again, out) {
 				t.Errorf("Encrypt(Encrypt(%s)) differs from Encrypt(%s) (err %v)", tt.input, tt.input, err)
 			}
+			// In place, in the body's own buffer: the same body.
+			buf := append(make([]byte, 0, 4*len(orig)+4096), orig...)
+			inPlace, err := p.AppendEncrypt(context.Background(), buf[:0], buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := openJWEs(t, inPlace, priv, kid); got != string(want) {
+				t.Errorf("AppendEncrypt(buf[:0], buf) of %s, decrypted:\n%s\nwant:\n%s", tt.input, got, want)
+			}
 		})
 	}
 }
@@ -383,6 +392,28 @@ func TestPayloadAppendEncrypt(t *testing.T) {
 		out, err := p.AppendEncrypt(ctx, buf[:0], body)
 		if err != nil || len(out) == 0 || &out[:1][0] != &buf[:1][0] {
 			t.Fatalf("AppendEncrypt(buf[:0]) = %d bytes, %v; want them in buf, %d bytes of capacity", len(out), err, cap(buf))
+		}
+	}
+
+	// In place: dst is the body's own buffer, or a part of it.
+	for _, tt := range []struct {
+		name string
+		dst  func(buf []byte) []byte
+	}{
+		{"buf[:0]", func(buf []byte) []byte { return buf[:0] }},
+		{"buf[:1], a prefix of the body", func(buf []byte) []byte { return buf[:1] }},
+		{"the body's tail", func(buf []byte) []byte { return buf[len(buf)/2 : len(buf)/2] }},
+	} {
+		buf := append(make([]byte, 0, 4*len(body)), body...)
+		in := buf[:len(body)]
+		dst := tt.dst(buf)
+		prefix := string(dst)
+		out, err := p.AppendEncrypt(ctx, dst, in)
+		if err != nil || !bytes.HasPrefix(out, []byte(prefix)) {
+			t.Fatalf("AppendEncrypt(%s, body) = %.20q, %v; want dst's bytes kept", tt.name, out, err)
+		}
+		if got := openJWEs(t, out[len(prefix):], priv, kid); got != want {
+			t.Errorf("AppendEncrypt(%s, body) appended a body that opens differently from Encrypt's", tt.name)
 		}
 	}
 
