@@ -68,20 +68,48 @@ type Options struct {
 // itself needs no Close: it runs a goroutine only while a fetch is in
 // flight, and each fetch is bounded in time.
 func NewClient(domain string, opts *Options) (*http.Client, error) {
+	s, err := newSetup(domain, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	client := http.Client{}
+	if s.opts.HTTPClient != nil {
+		client = *s.opts.HTTPClient
+	}
+	t := &e2ee.Transport{Base: client.Transport, Routes: s.routes, KeyRejected: s.opts.KeyRejected}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	client.Transport = t
+	return &client, nil
+}
+
+// setup is what NewClient and NewRelay build from a domain and Options.
+type setup struct {
+	opts   *Options
+	target string       // where the API is reached: BaseURL, or the domain's API host
+	routes []e2ee.Route // on the target's host and the domain's API host
+}
+
+// newSetup reads domain and opts and builds the routes, encrypting (or,
+// with verifyOnly, checking) with Options.Keys or a fetcher of the key
+// below the target.
+func newSetup(domain string, opts *Options, verifyOnly bool) (setup, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
 	host, err := Host(domain)
 	if err != nil {
-		return nil, err
+		return setup{}, err
 	}
-	hosts, keyURL := []string{host}, "https://"+host+"/2.0/publickey"
+	s := setup{opts: opts, target: "https://" + host}
+	hosts := []string{host}
 	if opts.BaseURL != "" {
 		base, err := gateway(opts.BaseURL)
 		if err != nil {
-			return nil, err
+			return setup{}, err
 		}
-		keyURL = base.url + "/2.0/publickey"
+		s.target = base.url
 		if base.host != host {
 			hosts = []string{base.host, host}
 		}
@@ -89,7 +117,7 @@ func NewClient(domain string, opts *Options) (*http.Client, error) {
 	keys := opts.Keys
 	switch {
 	case keys != nil && opts.Fetcher != nil:
-		return nil, errors.New("powens: Options.Keys and Options.Fetcher are both set: the fetcher would not be used")
+		return setup{}, errors.New("powens: Options.Keys and Options.Fetcher are both set: the fetcher would not be used")
 	case keys == nil:
 		var cfg e2ee.FetcherConfig
 		if opts.Fetcher != nil {
@@ -98,26 +126,16 @@ func NewClient(domain string, opts *Options) (*http.Client, error) {
 		if cfg.HTTPClient == nil {
 			cfg.HTTPClient = opts.HTTPClient
 		}
-		f, err := e2ee.NewKeyFetcher(keyURL, &cfg)
+		f, err := e2ee.NewKeyFetcher(s.target+"/2.0/publickey", &cfg)
 		if err != nil {
-			return nil, err
+			return setup{}, err
 		}
 		keys = f
 	}
-	routes, err := routes(hosts, e2ee.NewEncryptor(keys), false)
-	if err != nil {
-		return nil, err
+	if s.routes, err = routes(hosts, e2ee.NewEncryptor(keys), verifyOnly); err != nil {
+		return setup{}, err
 	}
-	client := http.Client{}
-	if opts.HTTPClient != nil {
-		client = *opts.HTTPClient
-	}
-	t := &e2ee.Transport{Base: client.Transport, Routes: routes, KeyRejected: opts.KeyRejected}
-	if err := t.Validate(); err != nil {
-		return nil, err
-	}
-	client.Transport = t
-	return &client, nil
+	return s, nil
 }
 
 // base is a BaseURL, checked: the URL without a trailing slash, and the
