@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"time"
 
@@ -274,4 +275,46 @@ func ExampleOptions_placement() {
 	resp.Body.Close()
 	// Output:
 	// logged: {"password": "eyJhbGciOiJSU0EtT0FFUC0yNT...
+}
+
+// A relay for a user interface that encrypts the credentials itself: the
+// API's key for the page, and the page's requests forwarded to the API once
+// their credentials are checked to be JWEs of that key. Here the page forgot
+// to encrypt: the relay refuses, and nothing reaches the API. In
+// production, drop the e2eetest lines and serve mux from an http.Server
+// with the same timeouts.
+func ExampleNewRelay() {
+	api := e2eetest.NewServer() // stands in for the API: test only
+	defer api.Close()
+
+	keys, err := e2ee.NewKeyFetcher("https://acme.biapi.pro/2.0/publickey", &e2ee.FetcherConfig{HTTPClient: api.Client()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer keys.Close()
+	relay, err := powens.NewRelay("acme", &powens.Options{HTTPClient: api.Client(), Keys: keys})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /e2ee/publickey", e2ee.KeyHandler(keys)) // the key, for the page
+	mux.Handle("/2.0/", relay)                               // the page's requests, checked
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ReadHeaderTimeout = 5 * time.Second // the relay reads bodies whole: bound slow clients
+	srv.Config.ReadTimeout = 30 * time.Second
+	srv.Start()
+	defer srv.Close()
+
+	resp, err := http.Post(srv.URL+"/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"id_connector": 40, "login": "john.doe", "password": "hunter2"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(resp.StatusCode, " ", string(answer))
+	fmt.Println("requests that reached the API:", api.APIRequests())
+	// Output:
+	// 400 request refused: e2ee: designated value in cleartext: /*, /* (request not sent: route "acme.biapi.pro/users/{user}/connections")
+	// requests that reached the API: 0
 }

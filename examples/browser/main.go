@@ -70,7 +70,9 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+	// The backend relays bodies it reads whole: bound the time a slow
+	// client may take, so that it cannot hold a connection open.
+	srv := &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	fmt.Fprintf(out, "browser demo: open http://%s/ (interrupt to stop)\n", ln.Addr())
 	go func() {
 		<-ctx.Done()

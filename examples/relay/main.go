@@ -3,10 +3,10 @@
 // itself.
 //
 // The relay serves the API's public key to its user interface (KeyHandler)
-// and forwards the requests it receives to the API through an e2ee.Transport
-// with VerifyOnly routes: a body whose credentials are already encrypted goes
-// on byte for byte, and a body with a credential in cleartext is refused
-// (400) and never forwarded. The relay never holds a cleartext credential,
+// and forwards the requests it receives to the API with powens.NewRelay: a
+// body whose credentials are JWEs of the API's key goes on byte for byte,
+// and a body with a credential in cleartext is refused (400) and never
+// forwarded. The relay never holds a cleartext credential,
 // and never could decrypt one.
 //
 // An e2eetest server on loopback plays the API; a Go client plays the user
@@ -18,15 +18,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
+	"time"
 
 	"github.com/credseal/e2ee"
 	"github.com/credseal/e2ee/e2eetest"
@@ -44,30 +42,18 @@ func main() {
 }
 
 // newRelay returns the relay's handler: the API's key at GET /e2ee/publickey,
-// and every other request forwarded to upstream through base, refused when
-// routes find a credential in cleartext.
-func newRelay(keys e2ee.KeySource, upstream *url.URL, base http.RoundTripper, routes []e2ee.Route) http.Handler {
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(upstream)
-		},
-		Transport: &e2ee.Transport{Base: base, Routes: routes},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			switch {
-			case errors.Is(err, e2ee.ErrCleartext) || errors.Is(err, e2ee.ErrNotString):
-				// The error names the fields, never their values.
-				http.Error(w, "credentials must be encrypted: "+err.Error(), http.StatusBadRequest)
-			case errors.Is(err, e2ee.ErrNotJSON) || errors.Is(err, e2ee.ErrBodyShape) || errors.Is(err, e2ee.ErrTooManyValues):
-				http.Error(w, "request refused: "+err.Error(), http.StatusBadRequest)
-			default:
-				http.Error(w, "bad gateway", http.StatusBadGateway)
-			}
-		},
+// and the requests under /2.0/ forwarded to the API through httpClient by
+// powens.NewRelay, which checks their credentials' JWEs with keys and
+// refuses (400) any credential in cleartext.
+func newRelay(keys e2ee.KeySource, httpClient *http.Client) (http.Handler, error) {
+	relay, err := powens.NewRelay(domain, &powens.Options{HTTPClient: httpClient, Keys: keys})
+	if err != nil {
+		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/e2ee/publickey", e2ee.KeyHandler(keys))
-	mux.Handle("/", proxy)
-	return mux
+	mux.Handle("GET /e2ee/publickey", e2ee.KeyHandler(keys))
+	mux.Handle("/2.0/", relay)
+	return mux, nil
 }
 
 func run(ctx context.Context, out io.Writer) error {
@@ -84,12 +70,16 @@ func run(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer keys.Close()
-	routes, err := powens.VerifyRoutes(domain)
+	handler, err := newRelay(keys, api.Client())
 	if err != nil {
 		return err
 	}
-	upstream := &url.URL{Scheme: "https", Host: domain + ".biapi.pro"}
-	relay := httptest.NewServer(newRelay(keys, upstream, api.Transport(), routes))
+	relay := httptest.NewUnstartedServer(handler)
+	// A relay reads each body whole before forwarding it: bound the time a
+	// slow client may take, so that it cannot hold a connection open.
+	relay.Config.ReadHeaderTimeout = 5 * time.Second
+	relay.Config.ReadTimeout = 30 * time.Second
+	relay.Start()
 	defer relay.Close()
 
 	// The user interface: encrypt with the key the relay serves, then post.

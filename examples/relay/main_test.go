@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -25,7 +24,7 @@ func TestRun(t *testing.T) {
 		"encrypted body:       relay answers 200, the API received 1 request(s)\n",
 		"forwarded unchanged: true\n",
 		`the API decrypts: {"id_connector": 40, "login": "john.doe", "password": "hunter2"}`,
-		"cleartext body:       relay answers 400: credentials must be encrypted",
+		"cleartext body:       relay answers 400: request refused: e2ee: designated value in cleartext",
 		"/*, /* (request not sent: route \"acme.biapi.pro/users/{user}/connections\")\n" +
 			"                      the API received 1 request(s)\n",
 	} {
@@ -45,11 +44,11 @@ func relayFixture(t *testing.T) (*e2eetest.Server, *httptest.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(keys.Close)
-	routes, err := powens.VerifyRoutes(domain)
+	handler, err := newRelay(keys, api.Client())
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay := httptest.NewServer(newRelay(keys, &url.URL{Scheme: "https", Host: "acme.biapi.pro"}, api.Transport(), routes))
+	relay := httptest.NewServer(handler)
 	t.Cleanup(relay.Close)
 	return api, relay
 }

@@ -9,11 +9,8 @@ package demo
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 
@@ -29,9 +26,9 @@ const domain = "acme"
 // Backend is the demo's backend, with the stand-in for the API behind it. It
 // serves the login page at /, the module (web.Handler), the API's key
 // (e2ee.KeyHandler) at /e2ee/publickey, and forwards the page's posts under
-// /2.0/ to the API through an e2ee.Transport with VerifyOnly routes, which
-// refuses (400) any body with a credential in cleartext and forwards nothing
-// then. At /demo/api it answers what the API received last and decrypted:
+// /2.0/ to the API with powens.NewRelay, which refuses (400) any body with a
+// credential in cleartext, or a JWE of a key the API does not serve, and
+// forwards nothing then. At /demo/api it answers what the API received last and decrypted:
 // an endpoint for the demo only, which a real backend would not have.
 //
 // It records every request it receives, as it receives it. A Backend is safe
@@ -67,7 +64,7 @@ func NewBackend() (*Backend, error) {
 		api.Close()
 		return nil, err
 	}
-	routes, err := powens.VerifyRoutes(domain)
+	relay, err := powens.NewRelay(domain, &powens.Options{HTTPClient: api.Client(), Keys: keys})
 	if err != nil {
 		keys.Close()
 		api.Close()
@@ -78,32 +75,11 @@ func NewBackend() (*Backend, error) {
 	// The backend's three lines for the page: the module, the key, the relay.
 	b.mux.Handle("GET /static/"+web.Name, web.Handler())
 	b.mux.Handle("GET /e2ee/publickey", e2ee.KeyHandler(keys))
-	b.mux.Handle("POST /2.0/", newRelay(&url.URL{Scheme: "https", Host: domain + ".biapi.pro"}, api.Transport(), routes))
+	b.mux.Handle("POST /2.0/", relay)
 
 	b.mux.Handle("GET /{$}", Page{Name: web.Name, Integrity: web.Integrity, Patterns: powens.Fields(powens.ConnectionCreate)})
 	b.mux.HandleFunc("GET /demo/api", b.serveAPIView)
 	return b, nil
-}
-
-// newRelay returns the handler that forwards the page's requests to
-// upstream through base, refusing with 400 any body that routes find a
-// credential in cleartext in, or cannot check: nothing is forwarded then.
-func newRelay(upstream *url.URL, base http.RoundTripper, routes []e2ee.Route) http.Handler {
-	return &httputil.ReverseProxy{
-		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(upstream) },
-		Transport: &e2ee.Transport{Base: base, Routes: routes},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			switch {
-			case errors.Is(err, e2ee.ErrCleartext) || errors.Is(err, e2ee.ErrNotString):
-				// The error names the fields, never their values.
-				http.Error(w, "credentials must be encrypted: "+err.Error(), http.StatusBadRequest)
-			case errors.Is(err, e2ee.ErrNotJSON) || errors.Is(err, e2ee.ErrBodyShape) || errors.Is(err, e2ee.ErrTooManyValues):
-				http.Error(w, "request refused: "+err.Error(), http.StatusBadRequest)
-			default:
-				http.Error(w, "bad gateway", http.StatusBadGateway)
-			}
-		},
-	}
 }
 
 // Handle registers h for pattern, as [http.ServeMux.Handle] does, beside the
