@@ -49,10 +49,15 @@ type Route struct {
 	// VerifyOnly checks bodies with Payload.Check instead of encrypting
 	// them: for services that relay bodies a user interface already
 	// encrypted. A body with a designated value in cleartext is refused.
-	// When Payload has an Encryptor, its key is asked for too, and a JWE
-	// whose kid is not that key's, or whose encrypted key is not as long as
-	// its modulus, is refused as well: a string shaped like a JWE is not
-	// proof of encryption.
+	//
+	// When Payload has an Encryptor, each JWE must also name a key that the
+	// Encryptor's source serves, and fit it (an encrypted key as long as
+	// its modulus, whose value is in (1, n-1)): otherwise it is refused with
+	// [ErrUnknownKey]. A [KeyFinder] source, as [KeyFetcher] is, also takes
+	// the keys it served before a rotation, while they may still be in use,
+	// and fetches the key again at once for a kid it has never seen. This
+	// proves the kid and the size, not that the value was encrypted: only
+	// the key's holder can tell.
 	VerifyOnly bool
 	// AllowJWE lets a designated value that is already a JWE through an
 	// encrypting route as it is, for a flow where the user interface

@@ -61,12 +61,20 @@ type Options struct {
 // includes a credential-carrying request to an encrypted endpoint of
 // another domain: use one client per domain.
 //
+// Build the client once and share it: it is safe for concurrent use by
+// multiple goroutines. Each NewClient call builds a key fetcher of its own,
+// unless [Options.Keys] is set, and NewClient keeps nothing between calls:
+// a client built per request fetches the key per request. Clients that
+// should share one key (of one domain, with different base clients, say)
+// share it through Options.Keys.
+//
 // The key is fetched on the first request that carries a credential, and
 // cached and refreshed from then on. To know at start-up that the key can be
 // had (a readiness check), build the fetcher, call its Key method before
-// serving, and pass it as [Options.Keys]. The fetcher that NewClient builds
-// itself needs no Close: it runs a goroutine only while a fetch is in
-// flight, and each fetch is bounded in time.
+// serving, pass it as Options.Keys, and report its [e2ee.KeyStatus].Usable
+// (see the example). The fetcher that NewClient builds itself needs no
+// Close: it runs a goroutine only while a fetch is in flight, and each fetch
+// is bounded in time.
 func NewClient(domain string, opts *Options) (*http.Client, error) {
 	s, err := newSetup(domain, opts, false)
 	if err != nil {

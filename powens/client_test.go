@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/e2eetest"
 	"github.com/credseal/e2ee/internal/fixture"
 	"github.com/credseal/e2ee/powens"
 )
@@ -201,6 +202,49 @@ func TestNewClientRedirectThroughRewritingBase(t *testing.T) {
 		if got, _, err := fixture.Open([]byte(b), priv); err != nil || got != `{"id_connector": 40, "password": jwe("hunter2")}` {
 			t.Errorf("hop %d sent, decrypted: %s, %v; want the password encrypted", i, got, err)
 		}
+	}
+}
+
+// TestNewClientSharesKeysThroughOptions checks what NewClient shares: the
+// key of Options.Keys, across every client built with it; nothing else, so
+// that two clients built without it fetch the key once each.
+func TestNewClientSharesKeysThroughOptions(t *testing.T) {
+	api := e2eetest.NewServer()
+	defer api.Close()
+	post := func(c *http.Client) {
+		t.Helper()
+		resp, err := c.Post("https://acme.biapi.pro/2.0/users/me/connections/7", "application/json", strings.NewReader(`{"otp": "1"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	keys, err := e2ee.NewKeyFetcher("https://acme.biapi.pro/2.0/publickey", &e2ee.FetcherConfig{HTTPClient: api.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
+	for range 5 {
+		c, err := powens.NewClient("acme", &powens.Options{HTTPClient: api.Client(), Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		post(c)
+		post(c)
+	}
+	if n := api.KeyRequests(); n != 1 {
+		t.Errorf("5 clients sharing Options.Keys made %d key requests; want 1", n)
+	}
+	for range 2 {
+		c, err := powens.NewClient("acme", &powens.Options{HTTPClient: api.Client()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		post(c)
+		post(c)
+	}
+	if n := api.KeyRequests(); n != 3 {
+		t.Errorf("2 clients of their own made %d key requests in all; want 1 each", n-1)
 	}
 }
 

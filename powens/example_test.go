@@ -63,35 +63,74 @@ func ExampleNewClient_anotherDomain() {
 	// requests that reached the API: 0
 }
 
-// A readiness check: fetch the key before serving, so that a deployment
-// whose key endpoint cannot be reached does not take traffic, and share that
-// fetcher with the client.
+// backend is what a service builds once, at start-up, and shares: the
+// client is safe for concurrent use, and so is the fetcher behind it.
+type backend struct {
+	client *http.Client
+	keys   *e2ee.KeyFetcher
+}
+
+// newBackend builds the client with a key fetcher of its own, which it keeps
+// open: whoever owns the backend closes it, once, at shutdown.
+func newBackend(httpClient *http.Client) (*backend, error) {
+	keyURL, err := powens.KeyURL("acme")
+	if err != nil {
+		return nil, err
+	}
+	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: httpClient})
+	if err != nil {
+		return nil, err
+	}
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: httpClient, Keys: keys})
+	if err != nil {
+		keys.Close()
+		return nil, err
+	}
+	return &backend{client: client, keys: keys}, nil
+}
+
+// ready is the readiness check: 503 until the key can be had, and after the
+// backend is closed.
+func (b *backend) ready(w http.ResponseWriter, r *http.Request) {
+	if st := b.keys.Status(); !st.Usable {
+		http.Error(w, "the API's encryption key is unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Close stops the key fetcher: the readiness check goes red.
+func (b *backend) Close() { b.keys.Close() }
+
+// A readiness check: the service takes traffic once its key can be had,
+// and stops when it can no longer be, or once the service is shut down. The
+// key is fetched at start-up (warm), and the client is built once and shared.
 func ExampleNewClient_readiness() {
 	api := e2eetest.NewServer()
 	defer api.Close()
 
-	keyURL, err := powens.KeyURL("acme")
+	b, err := newBackend(api.Client())
 	if err != nil {
 		log.Fatal(err)
 	}
-	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: api.Client()})
-	if err != nil {
-		log.Fatal(err)
+	check := func() int {
+		rec := httptest.NewRecorder()
+		b.ready(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec.Code
 	}
-	defer keys.Close()
+	fmt.Println("before the key:", check())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := keys.Key(ctx); err != nil {
-		log.Fatal("not ready: ", err)
+	if _, err := b.keys.Key(ctx); err != nil { // warm the key at start-up
+		log.Print("not ready yet: ", err)
 	}
-	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: api.Client(), Keys: keys})
-	if err != nil {
-		log.Fatal(err)
-	}
-	_ = client // serve requests with client
-	fmt.Println("ready; key requests made:", api.KeyRequests())
+	fmt.Println("with the key:", check())
+	b.Close()
+	fmt.Println("after Close:", check())
 	// Output:
-	// ready; key requests made: 1
+	// before the key: 503
+	// with the key: 204
+	// after Close: 503
 }
 
 // The parts that NewClient puts together, for an integration that needs
