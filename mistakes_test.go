@@ -286,6 +286,7 @@ func mistakes() []mistake {
 		{name: "relay: JWE of another key", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + otherKeyJWE() + `"}}`, want: refused, reason: "not encrypted with a key the API serves: /fields/* (a kid the key source does not know)"},
 		{name: "relay: JWE of another key of the same size", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + sameSizeKeyJWE() + `"}}`, want: refused, reason: "(a kid the key source does not know)"},
 		{name: "relay: forged kid, other modulus", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: "forged", want: refused, reason: "(does not fit the key its kid names)"},
+		{name: "relay: the current kid, a zero-filled encrypted key, the cleartext as ciphertext", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: "zeros", want: refused, reason: "(does not fit the key its kid names)"},
 		{name: "relay: cleartext", setUp: verifyOnly, url: "https://acme.biapi.pro/2.0/relay/1", body: `{"fields": {"code": "` + secret + `"}}`, want: refused, reason: "cleartext: /fields/*"},
 	}
 }
@@ -333,6 +334,10 @@ func TestMistakesFailClosed(t *testing.T) {
 				body = ""
 			case "forged": // the current kid on a JWE of a 3072-bit key
 				body = `{"fields": {"code": "` + forgeKid(t, otherKeyJWE(), api.Key().ID) + `"}}`
+			case "zeros": // the current kid, a zero-filled encrypted key, the cleartext as ciphertext
+				header := fmt.Sprintf(`{"alg":"RSA-OAEP-256","enc":"A256GCM","kid":%q}`, api.Key().ID)
+				body = `{"fields": {"code": "` + fixture.B64([]byte(header)) + "." + fixture.B64(make([]byte, api.Key().PublicKey.Size())) +
+					"." + fixture.B64(make([]byte, 12)) + "." + fixture.B64([]byte(secret)) + "." + fixture.B64(make([]byte, 16)) + `"}}`
 			case "jwe": // a JWE of the credential, made with the API's key
 				jwe, err := e2ee.NewEncryptor(e2ee.StaticKey(api.Key())).EncryptString(context.Background(), secret)
 				if err != nil {
