@@ -26,13 +26,21 @@ import (
 // a key. The error is an [*UnsuitableKeyError], whose Reason says why.
 var ErrUnsuitableKey = errors.New("e2ee: key not eligible")
 
+// The size bounds of an eligible key. The upper ones bound what one value
+// costs to encrypt: the worst eligible key costs at most 8x the provider's
+// own key (4096 bits, e = 65537) per value. BenchmarkKeyCost measures it:
+// about 4x for 8192 bits and e = 65537, about 6x for 8192 bits and e = 65535
+// (the exponent up to 65537 with the most bits set, the costliest). So a key
+// that a compromised or mistaken endpoint serves cannot make each value cost
+// tens of milliseconds, in a backend or a browser.
 const (
 	// minModulusBits is the smallest RSA modulus accepted.
 	minModulusBits = 2048
-	// maxModulusBits bounds the cost of one encryption; larger keys are refused.
-	maxModulusBits = 16384
-	// maxExponent is the largest public exponent accepted (crypto/rsa's own bound).
-	maxExponent = 1<<31 - 1
+	// maxModulusBits is the largest RSA modulus accepted.
+	maxModulusBits = 8192
+	// maxExponent is the largest public exponent accepted: 65537 (F4), what
+	// nearly every RSA key has.
+	maxExponent = 65537
 )
 
 // Key is the API's public encryption key.
@@ -41,7 +49,7 @@ const (
 // fields.
 type Key struct {
 	ID        string         // the kid that goes into every JWE header
-	PublicKey *rsa.PublicKey // RSA, at least 2048 bits, odd exponent of at least 3
+	PublicKey *rsa.PublicKey // RSA, 2048 to 8192 bits, odd exponent from 3 to 65537
 }
 
 // Thumbprint returns the key's RFC 7638 SHA-256 thumbprint, base64url-encoded
@@ -75,14 +83,24 @@ func (k *Key) check() error {
 	return nil
 }
 
-// equal reports whether k and o have the same ID and public key.
+// equal reports whether k and o have the same ID and public key. Two nil
+// keys are equal; a key without a public key or modulus (which check
+// refuses) equals no key, not even itself.
 func (k *Key) equal(o *Key) bool {
-	return k == o || (k != nil && o != nil && k.ID == o.ID &&
-		k.PublicKey != nil && k.PublicKey.Equal(o.PublicKey))
+	if k == nil || o == nil {
+		return k == o
+	}
+	if k.PublicKey == nil || o.PublicKey == nil || k.PublicKey.N == nil || o.PublicKey.N == nil {
+		return false
+	}
+	return k == o || (k.ID == o.ID && k.PublicKey.Equal(o.PublicKey))
 }
 
 // checkRSA returns why an RSA public key is unsuitable, or "" when it is fine.
 func checkRSA(n *big.Int, e int) string {
+	if n == nil {
+		return "modulus is missing"
+	}
 	switch bits := n.BitLen(); {
 	case n.Sign() <= 0:
 		return "modulus is not positive"
@@ -94,12 +112,27 @@ func checkRSA(n *big.Int, e int) string {
 		return "modulus is even"
 	}
 	switch {
+	case e > maxExponent:
+		return exponentTooLarge(big.NewInt(int64(e)))
 	case e < 3:
 		return fmt.Sprintf("public exponent %d is less than 3", e)
 	case e%2 == 0:
 		return fmt.Sprintf("public exponent %d is even", e)
 	}
 	return ""
+}
+
+// exponentTooLarge returns why the public exponent e is refused for its
+// size, or "" when it is at most maxExponent. e2ee.js says the same.
+func exponentTooLarge(e *big.Int) string {
+	switch {
+	case e.Cmp(big.NewInt(maxExponent)) <= 0:
+		return ""
+	case e.BitLen() <= 32:
+		return fmt.Sprintf("public exponent %d is larger than %d", e, maxExponent)
+	default:
+		return fmt.Sprintf("public exponent of %d bits is larger than %d", e.BitLen(), maxExponent)
+	}
 }
 
 // KeySource supplies the current key.
@@ -133,11 +166,13 @@ func (s *staticKey) Key(context.Context) (*Key, error) {
 // ParseKey parses a JWK object or a JWK Set ({"keys": [...]}) and returns the
 // eligible encryption key.
 //
-// A key is eligible only if kty is "RSA"; the modulus has at least 2048 bits;
-// the public exponent is odd and at least 3; use is absent or "enc"; key_ops is
-// absent or contains "encrypt" or "wrapKey"; alg is absent, "RSA-OAEP-256" or
-// "RSA-OAEP"; kid is non-empty; and it carries no private members (d, p, q,
-// ...). Whatever the key's alg says, every JWE made with it uses RSA-OAEP-256.
+// A key is eligible only if kty is "RSA"; the modulus has 2048 to 8192 bits;
+// the public exponent is odd, at least 3 and at most 65537 (so that the worst
+// eligible key costs at most 8x the provider's 4096-bit key per value); use
+// is absent or "enc"; key_ops is absent or contains "encrypt" or "wrapKey";
+// alg is absent, "RSA-OAEP-256" or "RSA-OAEP"; kid is non-empty; and it
+// carries no private members (d, p, q, ...). Whatever the key's alg says,
+// every JWE made with it uses RSA-OAEP-256.
 //
 // In a JWK Set, ineligible keys are skipped. Among several eligible keys the
 // first whose alg is "RSA-OAEP-256" is chosen, else the first in set order.
@@ -290,8 +325,8 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if eBig.BitLen() > 31 || eBig.Int64() > maxExponent {
-		return nil, "", errors.New("public exponent is too large")
+	if reason := exponentTooLarge(eBig); reason != "" {
+		return nil, "", errors.New(reason)
 	}
 	e := int(eBig.Int64())
 	if reason := checkRSA(n, e); reason != "" {
@@ -375,7 +410,8 @@ func ParsePEM(data []byte, kid string) (*Key, error) {
 		if strings.Contains(block.Type, "PRIVATE KEY") {
 			// Wherever it stands: private key material has no place in
 			// a client's configuration.
-			return nil, unsuitable(fmt.Sprintf("PEM holds a %s; a client needs only the public key", block.Type))
+			return nil, unsuitable(fmt.Sprintf("PEM holds a %s block; a client needs only the public key",
+				quote(block.Type)))
 		}
 		if pub != nil {
 			continue // the first public key is used; later blocks are only checked
@@ -395,7 +431,7 @@ func ParsePEM(data []byte, kid string) (*Key, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("e2ee: PEM %s: %w", block.Type, err)
+			return nil, fmt.Errorf("e2ee: PEM %s block: %w", quote(block.Type), err)
 		}
 	}
 	if pub == nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -18,8 +19,10 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/credseal/e2ee/internal/fixture"
 )
@@ -52,9 +55,12 @@ func TestParseKeyRefusesIneligible(t *testing.T) {
 		{"missing n", fixture.JWK(pub, map[string]any{"kid": "k", "n": nil}), true, "n is missing"},
 		{"n not base64url", fixture.JWK(pub, map[string]any{"kid": "k", "n": "!!!"}), true, "n is not base64url"},
 		{"e = 1", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQ"}), true, "public exponent 1 is less than 3"},
-		{"even e", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAC"}), true, "public exponent 65538 is even"},
-		{"huge e", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAAAAAB"}), true, "public exponent is too large"},
-		{"modulus over 16384 bits", fixture.JWK(pub, map[string]any{"kid": "k", "n": fixture.B64(new(big.Int).SetBit(big.NewInt(1), 16384, 1).Bytes())}), true, "modulus has 16385 bits, at most 16384"},
+		{"even e", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAA"}), true, "public exponent 65536 is even"},
+		{"e = 65539", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAD"}), true, "public exponent 65539 is larger than 65537"},
+		{"e = 2^31-1", fixture.JWK(pub, map[string]any{"kid": "k", "e": "f____w"}), true, "public exponent 2147483647 is larger than 65537"},
+		{"huge e", fixture.JWK(pub, map[string]any{"kid": "k", "e": "AQAAAAAB"}), true, "public exponent of 41 bits is larger than 65537"},
+		{"modulus over 8192 bits", fixture.JWK(pub, map[string]any{"kid": "k", "n": fixture.B64(oddModulus(8193).Bytes())}), true, "modulus has 8193 bits, at most 8192 are accepted"},
+		{"16384 bits, e = 2^31-1", fixture.JWK(pub, map[string]any{"kid": "k", "n": fixture.B64(oddModulus(16384).Bytes()), "e": "f____w"}), true, "public exponent 2147483647 is larger than 65537"},
 		{"even modulus", fixture.JWK(pub, map[string]any{"kid": "k", "n": fixture.B64(new(big.Int).Lsh(big.NewInt(1), 2048).Bytes())}), true, "modulus is even"},
 		{"private JWK", fixture.JWK(pub, map[string]any{"kid": "k", "d": fixture.B64(priv.D.Bytes()), "p": fixture.B64(priv.Primes[0].Bytes()), "q": fixture.B64(priv.Primes[1].Bytes())}), true, "private members (d, p, q); a client needs only the public key"},
 		{"garbage bytes", []byte("\x00\x01garbage"), false, "not a JSON object"},
@@ -237,12 +243,12 @@ func TestParsePEM(t *testing.T) {
 		reason     string
 	}{
 		{"private key", pemBlock("PRIVATE KEY", privDER), "k", true, "a client needs only the public key"},
-		{"public then private key", append(pemBlock("PUBLIC KEY", spki), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv))...), "k", true, "holds a RSA PRIVATE KEY"},
+		{"public then private key", append(pemBlock("PUBLIC KEY", spki), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv))...), "k", true, `holds a "RSA PRIVATE KEY" block`},
 		{"public key, then junk", append(pemBlock("PUBLIC KEY", spki), pemBlock("PUBLIC KEY", []byte{0x30, 0x01})...), "k", false, ""},
 		{"EC key", pemBlock("PUBLIC KEY", ecDER), "k", true, "not RSA"},
 		{"1024-bit key", pemBlock("PUBLIC KEY", small), "k", true, "modulus has 1024 bits"},
 		{"not PEM", []byte("hello"), "k", false, "no PUBLIC KEY"},
-		{"corrupt DER", pemBlock("PUBLIC KEY", []byte{0x30, 0x01}), "k", false, "e2ee: PEM PUBLIC KEY"},
+		{"corrupt DER", pemBlock("PUBLIC KEY", []byte{0x30, 0x01}), "k", false, `e2ee: PEM "PUBLIC KEY" block: `},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			k, err := ParsePEM(tt.data, tt.kid)
@@ -321,10 +327,11 @@ func TestStaticKey(t *testing.T) {
 		t.Errorf("StaticKey(k).Key() = %p, %v; want %p, nil", got, err, k)
 	}
 	for name, bad := range map[string]*Key{
-		"nil":       nil,
-		"no kid":    {PublicKey: fixture.Public(fixture.RSA2048A)},
-		"no key":    {ID: "k"},
-		"1024 bits": {ID: "k", PublicKey: fixture.Public(fixture.RSA1024)},
+		"nil":        nil,
+		"no kid":     {PublicKey: fixture.Public(fixture.RSA2048A)},
+		"no key":     {ID: "k"},
+		"no modulus": {ID: "k", PublicKey: &rsa.PublicKey{E: 65537}},
+		"1024 bits":  {ID: "k", PublicKey: fixture.Public(fixture.RSA1024)},
 	} {
 		if _, err := StaticKey(bad).Key(context.Background()); !errors.Is(err, ErrUnsuitableKey) {
 			t.Errorf("StaticKey(%s).Key() error = %v; want ErrUnsuitableKey", name, err)
@@ -395,6 +402,15 @@ func FuzzParseKey(f *testing.F) {
 	))
 	f.Add([]byte(`{"use":"sig","use":"enc","kty":"RSA","kid":"k","e":"AQAB","n":"` + fixture.B64(pub.N.Bytes()) + `"}`))
 	f.Add([]byte(`{"keys":[null,1,"x",{}]}`))
+	for _, extra := range []map[string]any{
+		{"kid": "k", "n": fixture.B64(oddModulus(8192).Bytes())},
+		{"kid": "k", "n": fixture.B64(oddModulus(8193).Bytes())},
+		{"kid": "k", "e": "Aw"},
+		{"kid": "k", "e": "AQAD"},
+		{"kid": "k", "n": fixture.B64(oddModulus(16384).Bytes()), "e": "f____w"},
+	} {
+		f.Add(fixture.JWK(pub, extra))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, err := ParseKey(data)
 		if err != nil {
@@ -466,7 +482,8 @@ func isEligibleJWK(jwk map[string]any, k *Key) bool {
 	}
 	bigN, bigE := new(big.Int).SetBytes(nb), new(big.Int).SetBytes(eb)
 	return bigN.Cmp(k.PublicKey.N) == 0 && bigE.Cmp(big.NewInt(int64(k.PublicKey.E))) == 0 &&
-		bigN.BitLen() >= 2048 && bigE.Bit(0) == 1 && bigE.Cmp(big.NewInt(3)) >= 0
+		bigN.BitLen() >= 2048 && bigN.BitLen() <= 8192 &&
+		bigE.Bit(0) == 1 && bigE.Cmp(big.NewInt(3)) >= 0 && bigE.Cmp(big.NewInt(65537)) <= 0
 }
 
 // hasDuplicateNames reports whether some object of the JSON text data, at
@@ -544,8 +561,10 @@ func checkNoPrivateMaterial(t *testing.T, data []byte, err error) {
 }
 
 // FuzzParsePEM checks that ParsePEM returns only keys that meet the modulus
-// and exponent rules, with the kid asked for or the key's thumbprint, and
-// never a key from input that holds a private key block anywhere.
+// and exponent rules (2048 to 8192 bits, an odd exponent from 3 to 65537),
+// with the kid asked for or the key's thumbprint, never a key from input that
+// holds a private key block anywhere, and no error with a character that
+// does not print.
 func FuzzParsePEM(f *testing.F) {
 	priv := fixture.Private(fixture.RSA2048A)
 	spki, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
@@ -562,11 +581,17 @@ func FuzzParsePEM(f *testing.F) {
 	f.Add(pemBlock("PUBLIC KEY", small), "k")
 	f.Add(append(pemBlock("PUBLIC KEY", spki), pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv))...), "k")
 	f.Add(pemBlock("CERTIFICATE", []byte{0x30, 0x03, 0x02, 0x01, 0x01}), "")
+	f.Add(pemBlock("\x1b[2JRSA PRIVATE KEY", []byte{1}), "k")
+	f.Add(pemBlock("PUBLIC KEY", mustSPKI(f, &rsa.PublicKey{N: oddModulus(8193), E: 65537})), "k")
+	f.Add(pemBlock("PUBLIC KEY", mustSPKI(f, &rsa.PublicKey{N: priv.N, E: 65539})), "k")
 	f.Fuzz(func(t *testing.T, data []byte, kid string) {
 		k, err := ParsePEM(data, kid)
 		if err != nil {
 			if k != nil {
 				t.Fatalf("ParsePEM = %v and %v; want no key with an error", k, err)
+			}
+			if strings.ContainsFunc(err.Error(), notPrintable) {
+				t.Fatalf("ParsePEM error %q carries a character that does not print", err)
 			}
 			return
 		}
@@ -580,7 +605,7 @@ func FuzzParsePEM(f *testing.F) {
 			}
 		}
 		pub := k.PublicKey
-		if pub.N.BitLen() < 2048 || pub.E < 3 || pub.E%2 == 0 {
+		if pub.N.BitLen() < 2048 || pub.N.BitLen() > 8192 || pub.E < 3 || pub.E > 65537 || pub.E%2 == 0 {
 			t.Fatalf("ParsePEM = a key of %d bits, exponent %d; want it refused", pub.N.BitLen(), pub.E)
 		}
 		want := kid
@@ -596,4 +621,214 @@ func FuzzParsePEM(f *testing.F) {
 func hasMember(obj map[string]any, name string) bool {
 	_, ok := obj[name]
 	return ok
+}
+
+// oddModulus returns 2^(bits-1) + 1: an odd number of bits bits, which the
+// eligibility rules take for a modulus (they do not factor it).
+func oddModulus(bits int) *big.Int {
+	n := new(big.Int).SetBit(new(big.Int), bits-1, 1)
+	return n.SetBit(n, 0, 1)
+}
+
+// mustSPKI returns pub as a DER SubjectPublicKeyInfo.
+func mustSPKI(tb testing.TB, pub *rsa.PublicKey) []byte {
+	tb.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return der
+}
+
+// notPrintable reports whether r would change a terminal or hide text rather
+// than print: a control character, a bidirectional override...
+func notPrintable(r rune) bool { return !unicode.IsPrint(r) }
+
+// TestKeyCostBound checks the bounds on the cost of a key, the same in
+// ParseKey, ParsePEM and an Encryptor's own check: a modulus of at most 8192
+// bits and a public exponent of at most 65537, so that the worst eligible
+// key costs at most 8x the provider's 4096-bit key per value (see
+// BenchmarkKeyCost).
+func TestKeyCostBound(t *testing.T) {
+	n2048 := fixture.Public(fixture.RSA2048A).N
+	tests := []struct {
+		name   string
+		pub    *rsa.PublicKey
+		reason string // "" for eligible
+	}{
+		{"8192 bits, e = 65537", &rsa.PublicKey{N: oddModulus(8192), E: 65537}, ""},
+		{"2048 bits, e = 3", &rsa.PublicKey{N: n2048, E: 3}, ""},
+		{"2048 bits, e = 65535", &rsa.PublicKey{N: n2048, E: 65535}, ""},
+		{"8193 bits", &rsa.PublicKey{N: oddModulus(8193), E: 65537}, "modulus has 8193 bits, at most 8192 are accepted"},
+		{"16384 bits", &rsa.PublicKey{N: oddModulus(16384), E: 65537}, "modulus has 16384 bits, at most 8192 are accepted"},
+		{"e = 65539", &rsa.PublicKey{N: n2048, E: 65539}, "public exponent 65539 is larger than 65537"},
+		{"e = 2^31-1", &rsa.PublicKey{N: n2048, E: 1<<31 - 1}, "public exponent 2147483647 is larger than 65537"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check := func(call string, k *Key, err error) {
+				t.Helper()
+				if tt.reason == "" {
+					if err != nil || k == nil {
+						t.Errorf("%s = %v; want the key", call, err)
+					}
+					return
+				}
+				var uk *UnsuitableKeyError
+				if !errors.As(err, &uk) || !strings.Contains(uk.Reason, tt.reason) {
+					t.Errorf("%s = %v; want ErrUnsuitableKey saying %q", call, err, tt.reason)
+				}
+			}
+			k, err := ParseKey(fixture.JWK(tt.pub, map[string]any{"kid": "k"}))
+			check("ParseKey", k, err)
+			k, err = ParsePEM(pemBlock("PUBLIC KEY", mustSPKI(t, tt.pub)), "k")
+			check("ParsePEM", k, err)
+			k = &Key{ID: "k", PublicKey: tt.pub}
+			check("StaticKey(k).Key", k, k.check())
+			_, err = NewEncryptor(StaticKey(k)).EncryptString(context.Background(), "x")
+			if (err == nil) != (tt.reason == "") {
+				t.Errorf("EncryptString = %v; want ok = %v", err, tt.reason == "")
+			}
+		})
+	}
+}
+
+// TestKeyEqualWithoutPublicKey compares keys that lack a public key or a
+// modulus, which a custom KeySource may supply: never a panic, and never
+// equal to a key with one.
+func TestKeyEqualWithoutPublicKey(t *testing.T) {
+	good := &Key{ID: "k", PublicKey: fixture.Public(fixture.RSA2048A)}
+	same := &Key{ID: "k", PublicKey: &rsa.PublicKey{N: new(big.Int).Set(good.PublicKey.N), E: good.PublicKey.E}}
+	noPub := &Key{ID: "k"}
+	noN := &Key{ID: "k", PublicKey: &rsa.PublicKey{E: 65537}}
+	tests := []struct {
+		name string
+		a, b *Key
+		want bool
+	}{
+		{"the same key", good, good, true},
+		{"an equal key", good, same, true},
+		{"another kid", good, &Key{ID: "other", PublicKey: good.PublicKey}, false},
+		{"no public key on the right", good, noPub, false},
+		{"no public key on the left", noPub, good, false},
+		{"no public key on either side", noPub, &Key{ID: "k"}, false},
+		{"one key without a public key", noPub, noPub, false},
+		{"no modulus on the right", good, noN, false},
+		{"no modulus on the left", noN, good, false},
+		{"nil on the right", good, nil, false},
+		{"nil on the left", nil, good, false},
+		{"nil on both sides", nil, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.a.equal(tt.b); got != tt.want {
+				t.Errorf("equal = %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEncryptorKeyWithoutPublicKey has a custom source supply a good key,
+// then under the same kid a Key without a public key (or without a modulus):
+// the Encryptor refuses it with an error, without panicking, and uses the
+// good key again when the source does.
+func TestEncryptorKeyWithoutPublicKey(t *testing.T) {
+	for name, bad := range map[string]*Key{
+		"no public key": {ID: "k"},
+		"no modulus":    {ID: "k", PublicKey: &rsa.PublicKey{E: 65537}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			good := &Key{ID: "k", PublicKey: fixture.Public(fixture.RSA2048A)}
+			var served atomic.Pointer[Key]
+			served.Store(good)
+			enc := NewEncryptor(funcSource(func(context.Context) (*Key, error) { return served.Load(), nil }))
+			ctx := context.Background()
+			if _, err := enc.EncryptString(ctx, "hunter2"); err != nil {
+				t.Fatalf("EncryptString with the good key = %v", err)
+			}
+			served.Store(bad)
+			jwe, err := enc.EncryptString(ctx, "hunter2")
+			if err == nil || !errors.Is(err, ErrUnsuitableKey) {
+				t.Errorf("EncryptString with a key without a public key = %q, %v; want ErrUnsuitableKey", jwe, err)
+			}
+			served.Store(good)
+			if _, err := enc.EncryptString(ctx, "hunter2"); err != nil {
+				t.Errorf("EncryptString with the good key again = %v", err)
+			}
+		})
+	}
+}
+
+// TestParseErrorsQuoteKeyValues feeds ParsePEM and ParseKey keys whose
+// members, names and PEM type lines carry control characters and
+// bidirectional overrides: every value from the key shows quoted, so that no
+// error (nor UnsuitableKeyError.Reason) carries a character that does not
+// print, to a log or a terminal.
+func TestParseErrorsQuoteKeyValues(t *testing.T) {
+	priv := fixture.Private(fixture.RSA2048A)
+	spki := mustSPKI(t, &priv.PublicKey)
+	pub := &priv.PublicKey
+	const evil = "\x1b[2J\x1b]0;owned\x07\u202e\r\x00\x7f"
+	pems := []struct {
+		name string
+		data []byte
+		want string // the error says this
+	}{
+		{"private key type", pemBlock(evil+"PRIVATE KEY", []byte{1}), "PRIVATE KEY"},
+		{"RSA private key type", pemBlock("\x1b[2JRSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(priv)), "RSA PRIVATE KEY"},
+		{"public key type", pemBlock("\x1b[2JPUBLIC KEY", spki), "no PUBLIC KEY"},
+		{"bidi override", pemBlock("\u202ePRIVATE KEY", []byte{1}), "PRIVATE KEY"},
+		{"raw type line", []byte("-----BEGIN \x1b[2JPUBLIC KEY-----\nMAE=\n-----END \x1b[2JPUBLIC KEY-----\n"), "no PUBLIC KEY"},
+		{"raw private type line", []byte("-----BEGIN \x1b[2JPRIVATE KEY-----\nMAE=\n-----END \x1b[2JPRIVATE KEY-----\n"), "PRIVATE KEY"},
+	}
+	for _, tt := range pems {
+		t.Run("PEM/"+tt.name, func(t *testing.T) {
+			k, err := ParsePEM(tt.data, "k")
+			if err == nil {
+				t.Fatalf("ParsePEM = %v; want an error", k.ID)
+			}
+			wantPrintable(t, "ParsePEM", err, tt.want)
+		})
+	}
+	jwks := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"kty", fixture.JWK(pub, map[string]any{"kid": "k", "kty": evil}), "kty is"},
+		{"use", fixture.JWK(pub, map[string]any{"kid": "k", "use": evil}), "use is"},
+		{"alg", fixture.JWK(pub, map[string]any{"kid": "k", "alg": evil}), "alg is"},
+		{"kid in a set", fixture.Set(fixture.JWKMembers(pub, map[string]any{"kid": evil, "use": "sig"})), "use is"},
+		{"duplicate name", []byte(`{"keys":[{"\u001b[2J":1,"\u001b[2J":2}]}`), "duplicate member name"},
+		{"raw control character", []byte("{\"kty\":\"RSA\x1b[2J\"}"), "not a JSON object"},
+		{"private PEM in a JWK file", append([]byte("\x1b[2J"), pemBlock("PRIVATE KEY", []byte{1})...), "not a JSON object"},
+	}
+	for _, tt := range jwks {
+		t.Run("JWK/"+tt.name, func(t *testing.T) {
+			k, err := ParseKey(tt.data)
+			if err == nil {
+				t.Fatalf("ParseKey = %v; want an error", k.ID)
+			}
+			wantPrintable(t, "ParseKey", err, tt.want)
+		})
+	}
+}
+
+// wantPrintable fails the test unless err says want and neither its message
+// nor its UnsuitableKeyError's Reason carries a character that does not print.
+func wantPrintable(t *testing.T, call string, err error, want string) {
+	t.Helper()
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("%s error = %q; want it to say %q", call, err, want)
+	}
+	texts := []string{err.Error()}
+	var uk *UnsuitableKeyError
+	if errors.As(err, &uk) {
+		texts = append(texts, uk.Reason)
+	}
+	for _, text := range texts {
+		if strings.ContainsFunc(text, notPrintable) {
+			t.Errorf("%s error carries a character that does not print: %q", call, text)
+		}
+	}
 }

@@ -22,9 +22,10 @@ const relayDefaultMaxAge = 5 * time.Minute
 // It answers GET and HEAD (405 otherwise), whatever the path, with an ETag
 // and a Cache-Control max-age: the time the key has left when src has a
 // Status method, as [KeyFetcher] does, five minutes otherwise. A request
-// whose If-None-Match names the current ETag gets 304. When src fails, it
-// answers 503 with no key material and no error detail. The handler is safe
-// for concurrent use.
+// whose If-None-Match names the current ETag gets 304. When src fails, or
+// supplies a key that is not eligible (see [ParseKey]), it answers 503 with
+// no key material and no error detail. The handler is safe for concurrent
+// use.
 func KeyHandler(src KeySource) http.Handler {
 	return &keyHandler{src: src}
 }
@@ -77,6 +78,11 @@ func (h *keyHandler) current(r *http.Request) (*servedKey, error) {
 	}
 	k, err := h.src.Key(r.Context())
 	if err != nil {
+		return nil, err
+	}
+	// A custom source may supply anything, even a key without a public
+	// key: check it before comparing it with the key served last.
+	if err := k.check(); err != nil {
 		return nil, err
 	}
 	if s := h.last.Load(); s != nil && s.key.equal(k) {

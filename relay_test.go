@@ -2,6 +2,7 @@ package e2ee
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/credseal/e2ee/internal/fixture"
@@ -166,5 +168,47 @@ func TestKeyHandlerCacheControlFromFetcher(t *testing.T) {
 	age, err := strconv.Atoi(strings.TrimPrefix(cc, "public, max-age="))
 	if err != nil || age > 600 || age < 590 {
 		t.Errorf("Cache-Control = %q; want the fetcher's remaining TTL, about 600 s", cc)
+	}
+}
+
+// TestKeyHandlerKeyWithoutPublicKey has a custom source serve a good key,
+// then under the same kid a Key without a public key (or without a
+// modulus): the handler answers 503 with no key material, without
+// panicking, then serves the good key again when the source does.
+func TestKeyHandlerKeyWithoutPublicKey(t *testing.T) {
+	for name, bad := range map[string]*Key{
+		"no public key": {ID: "relay-kid"},
+		"no modulus":    {ID: "relay-kid", PublicKey: &rsa.PublicKey{E: 65537}},
+		"1024 bits":     {ID: "relay-kid", PublicKey: fixture.Public(fixture.RSA1024)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			good := &Key{ID: "relay-kid", PublicKey: fixture.Public(fixture.RSA2048A)}
+			var served atomic.Pointer[Key]
+			served.Store(good)
+			h := KeyHandler(funcSource(func(context.Context) (*Key, error) { return served.Load(), nil }))
+			first := serve(t, h, "GET", nil)
+			if first.StatusCode != 200 {
+				t.Fatalf("GET with the good key = %d; want 200", first.StatusCode)
+			}
+
+			served.Store(bad)
+			for _, header := range []http.Header{nil, {"If-None-Match": {first.Header.Get("ETag")}}} {
+				resp := serve(t, h, "GET", header)
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 503 {
+					t.Errorf("GET (If-None-Match %q) with a key without a public key = %d; want 503",
+						header.Get("If-None-Match"), resp.StatusCode)
+				}
+				if strings.Contains(string(body), `"n"`) || strings.Contains(string(body), "relay-kid") || resp.Header.Get("ETag") != "" {
+					t.Errorf("503 body %q or headers carry key material", body)
+				}
+			}
+
+			served.Store(good)
+			if resp := serve(t, h, "GET", nil); resp.StatusCode != 200 || resp.Header.Get("ETag") != first.Header.Get("ETag") {
+				t.Errorf("GET with the good key again = %d, ETag %q; want 200, %q",
+					resp.StatusCode, resp.Header.Get("ETag"), first.Header.Get("ETag"))
+			}
+		})
 	}
 }

@@ -150,10 +150,42 @@ function goJSONString(s) {
   return out + '"';
 }
 
-/** quote quotes s for an error message, cut to a readable length. */
+/**
+ * quote quotes s for an error message, cut to 64 UTF-8 bytes, as Go's
+ * %q does (and the Go package's quote): a character that does not print
+ * (a control character, a bidirectional override, a space other than
+ * U+0020...) shows escaped, so that a key cannot rewrite a terminal or hide
+ * text in a message.
+ */
 function quote(s) {
-  return JSON.stringify(s.length > 64 ? s.slice(0, 64) + "..." : s);
+  const MAX = 64;
+  const bytes = utf8.encode(s);
+  const limit = Math.min(bytes.length, MAX);
+  const hex = (c, n) => c.toString(16).padStart(n, "0");
+  let out = '"';
+  let at = 0; // UTF-8 bytes quoted so far
+  for (const ch of s) {
+    const c = ch.codePointAt(0);
+    const size = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    if (at + size > limit) {
+      // Go cuts inside the character: its bytes show as \x escapes.
+      for (let i = at; i < limit; i++) out += "\\x" + hex(bytes[i], 2);
+      break;
+    }
+    at += size;
+    if (ch === '"' || ch === "\\") out += "\\" + ch;
+    else if (ch === " " || PRINTABLE.test(ch)) out += ch;
+    else if (GO_ESCAPES[ch]) out += GO_ESCAPES[ch];
+    else if (c < 0x20 || c === 0x7f) out += "\\x" + hex(c, 2);
+    else if (c < 0x10000) out += "\\u" + hex(c, 4);
+    else out += "\\U" + hex(c, 8);
+  }
+  return out + (bytes.length > MAX ? '..."' : '"');
 }
+
+/** PRINTABLE matches a character that Go's unicode.IsPrint accepts, but the space. */
+const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+const GO_ESCAPES = { "\x07": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v" };
 
 const utf8 = new TextEncoder();
 const utf8Fatal = new TextDecoder("utf-8", { fatal: true });
@@ -323,7 +355,10 @@ export function isJWE(s) {
 // --------------------------------------------------------------------- keys
 
 const MIN_MODULUS_BITS = 2048;
-const MAX_MODULUS_BITS = 16384; // bounds the cost of one encryption
+// The bounds on the cost of one encryption: the worst eligible key costs at
+// most 8x the provider's 4096-bit key (e = 65537) per value.
+const MAX_MODULUS_BITS = 8192;
+const MAX_EXPONENT = 65537;
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 const MAX_KEY_BYTES = 256 << 10; // fetchKey refuses larger key documents
 
@@ -388,13 +423,15 @@ function checkJWK(jwk) {
   if (!wellFormed(kid)) throw "kid is not well-formed Unicode";
   const n = bigMember(jwk, "n");
   const e = bigMember(jwk, "e");
-  if (bitLength(e) > 31) throw "public exponent is too large";
+  const eBits = bitLength(e);
+  if (eBits > 32) throw `public exponent of ${eBits} bits is larger than ${MAX_EXPONENT}`;
+  const ev = e.reduce((acc, x) => acc * 256 + x, 0);
+  if (ev > MAX_EXPONENT) throw `public exponent ${ev} is larger than ${MAX_EXPONENT}`;
   const bits = bitLength(n);
   if (bits === 0) throw "modulus is not positive";
   if (bits < MIN_MODULUS_BITS) throw `modulus has ${bits} bits, need at least ${MIN_MODULUS_BITS}`;
   if (bits > MAX_MODULUS_BITS) throw `modulus has ${bits} bits, at most ${MAX_MODULUS_BITS} are accepted`;
   if ((n[n.length - 1] & 1) === 0) throw "modulus is even";
-  const ev = e.reduce((acc, x) => acc * 256 + x, 0);
   if (ev < 3) throw `public exponent ${ev} is less than 3`;
   if (ev % 2 === 0) throw `public exponent ${ev} is even`;
   return { kid, alg, n: b64encode(n), e: b64encode(e), bits };
@@ -430,10 +467,12 @@ async function thumbprint(k) {
  * returns it), and returns a key handle for encryptString and encryptFields.
  *
  * It refuses what the Go package's ParseKey refuses: a key is eligible only
- * if kty is "RSA"; the modulus has 2048 to 16384 bits and is odd; the public
- * exponent is odd and at least 3; use is absent or "enc"; key_ops is absent
- * or contains "encrypt" or "wrapKey"; alg is absent, "RSA-OAEP-256" or
- * "RSA-OAEP"; kid is non-empty; and it has no private members (d, p, q...).
+ * if kty is "RSA"; the modulus has 2048 to 8192 bits and is odd; the public
+ * exponent is odd, at least 3 and at most 65537 (so that the worst eligible
+ * key costs at most 8x the provider's 4096-bit key per value, in the browser
+ * too); use is absent or "enc"; key_ops is absent or contains "encrypt" or
+ * "wrapKey"; alg is absent, "RSA-OAEP-256" or "RSA-OAEP"; kid is non-empty;
+ * and it has no private members (d, p, q...).
  * Whatever the key's alg says, every JWE made with it uses RSA-OAEP-256.
  *
  * It also takes a JWK Set ({"keys": [...]}), as ParseKey does: ineligible

@@ -81,6 +81,14 @@ async function rejects(promise, code, message) {
 
 const canary = "c4n4ry-S3cr3t";
 
+/** oddModulus returns 2^(bits-1) + 1, base64url: an odd modulus of bits bits (not a product of primes). */
+function oddModulus(bits) {
+  const n = new Uint8Array(Math.ceil(bits / 8));
+  n[0] = 1 << ((bits - 1) % 8);
+  n[n.length - 1] |= 1;
+  return b64.encode(n);
+}
+
 let A, B, small, big, keyA;
 before(async () => {
   [A, B, small, big] = await Promise.all(["rsa2048a", "rsa2048b", "rsa1024", "rsa4096"].map(fixture));
@@ -160,7 +168,18 @@ describe("importKey", () => {
     ["even modulus", () => ({ ...A.jwk, kid: "k", n: A.jwk.n.slice(0, -1) + "A" }), "modulus is even"],
     ["even exponent", () => ({ ...A.jwk, kid: "k", e: "AQAA" }), "public exponent 65536 is even"],
     ["exponent 1", () => ({ ...A.jwk, kid: "k", e: "AQ" }), "public exponent 1 is less than 3"],
-    ["exponent too large", () => ({ ...A.jwk, kid: "k", e: "AQAAAAE" }), "public exponent is too large"],
+    ["exponent of 33 bits", () => ({ ...A.jwk, kid: "k", e: "AQAAAAE" }), "public exponent of 33 bits is larger than 65537"],
+    ["exponent 65539", () => ({ ...A.jwk, kid: "k", e: "AQAD" }), "public exponent 65539 is larger than 65537"],
+    ["exponent 2^31-1", () => ({ ...A.jwk, kid: "k", e: "f____w" }), "public exponent 2147483647 is larger than 65537"],
+    ["modulus of 8193 bits", () => ({ ...A.jwk, kid: "k", n: oddModulus(8193) }), "modulus has 8193 bits, at most 8192 are accepted"],
+    ["16384 bits, exponent 2^31-1", () => ({ kty: "RSA", kid: "k", n: oddModulus(16384), e: "f____w" }), "public exponent 2147483647 is larger than 65537"],
+    ["kty with characters that do not print", () => ({ ...A.jwk, kid: "k", kty: "R\x1b[2J\x7f\u00a0\u202e\x07\n" }), 'kty is "R\\x1b[2J\\x7f\\u00a0\\u202e\\a\\n", want "RSA"'],
+    ["long kty, cut inside a character", () => ({ ...A.jwk, kid: "k", kty: "a" + "é".repeat(40) }), `kty is "a${"é".repeat(31)}\\xc3...", want "RSA"`],
+    [
+      "set member whose kid does not print",
+      () => ({ keys: [{ ...A.jwk, kid: "\x1b]0;owned\x07\u202e", use: "sig" }] }),
+      'key 0 (kid "\\x1b]0;owned\\a\\u202e"): use is "sig", want "enc"',
+    ],
     ["n not base64url", () => ({ ...A.jwk, kid: "k", n: "a+b/" }), "n is not base64url"],
     ["n empty", () => ({ ...A.jwk, kid: "k", n: "" }), "n is empty"],
     ["e missing", () => ({ kty: "RSA", n: A.jwk.n, kid: "k" }), "e is missing"],
@@ -180,6 +199,29 @@ describe("importKey", () => {
       await rejects(importKey(jwk()), "unsuitable-key", message);
     });
   }
+
+  it("accepts the costliest eligible key: 8192 bits, exponent 65537", async () => {
+    const key = await importKey({ kty: "RSA", kid: "k", n: oddModulus(8192), e: "AQAB" });
+    assert.equal(key.modulusBits, 8192);
+    const exp3 = await importKey({ ...A.jwk, kid: "k", e: "Aw" });
+    assert.equal(exp3.modulusBits, 2048);
+  });
+
+  it("never puts a character that does not print in an error", async () => {
+    for (const evil of ["\x1b[2J", "\u202e", "\x00", "\x7f", "\u2028", "\u00a0", "\r"]) {
+      for (const jwk of [
+        { ...A.jwk, kid: "k", kty: evil },
+        { ...A.jwk, kid: "k", use: evil },
+        { ...A.jwk, kid: "k", alg: evil },
+        { keys: [{ ...A.jwk, kid: evil, use: "sig" }] },
+      ]) {
+        await assert.rejects(importKey(jwk), (err) => {
+          assert.ok(!/[^\p{L}\p{M}\p{N}\p{P}\p{S} ]/u.test(err.message), `${JSON.stringify(err.message)} has a character that does not print`);
+          return true;
+        });
+      }
+    }
+  });
 
   it("never puts key material in an error", async () => {
     await assert.rejects(importKey({ ...A.jwk, kid: "k", d: A.jwk.n }), (err) => !err.message.includes(A.jwk.n.slice(0, 16)));

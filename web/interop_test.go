@@ -225,7 +225,18 @@ func TestModuleRefusesWhatParseKeyRefuses(t *testing.T) {
 		{"even modulus", jwk(&rsa.PublicKey{N: evenN, E: 65537}, map[string]any{"kid": "k"}), true},
 		{"even exponent", jwk(a, map[string]any{"kid": "k", "e": "AQAA"}), true},
 		{"exponent 1", jwk(a, map[string]any{"kid": "k", "e": "AQ"}), true},
-		{"exponent too large", jwk(a, map[string]any{"kid": "k", "e": "AQAAAAE"}), true},
+		{"exponent of 33 bits", jwk(a, map[string]any{"kid": "k", "e": "AQAAAAE"}), true},
+		{"exponent 65537, the largest", jwk(a, map[string]any{"kid": "k", "e": "AQAB"}), true},
+		{"exponent 65539", jwk(a, map[string]any{"kid": "k", "e": "AQAD"}), true},
+		{"exponent 2^31-1", jwk(a, map[string]any{"kid": "k", "e": "f____w"}), true},
+		{"modulus of 8192 bits, the largest", jwk(&rsa.PublicKey{N: oddModulus(8192), E: 65537}, map[string]any{"kid": "k"}), true},
+		{"modulus of 8193 bits", jwk(&rsa.PublicKey{N: oddModulus(8193), E: 65537}, map[string]any{"kid": "k"}), true},
+		{"16384 bits, exponent 2^31-1", jwk(&rsa.PublicKey{N: oddModulus(16384), E: 1<<31 - 1}, map[string]any{"kid": "k"}), true},
+		{"kty with characters that do not print", jwk(a, map[string]any{"kid": "k", "kty": "R\x1b[2J\x7f\u00a0\u202e\a\n\u2028"}), true},
+		{"kty cut inside a character", jwk(a, map[string]any{"kid": "k", "kty": "a" + strings.Repeat("é", 40)}), true},
+		{"kty with a character of 4 bytes", jwk(a, map[string]any{"kid": "k", "kty": "\U0001F510\U000E0001"}), true},
+		{"set: a kid that does not print", fixture.Set(
+			m(a, map[string]any{"kid": "\x1b]0;owned\a\u202e\u00ad", "use": "sig"})), true},
 		{"n not base64url", jwk(a, map[string]any{"kid": "k", "n": "a+b/"}), true},
 		{"n missing", jwk(a, map[string]any{"kid": "k", "n": nil}), true},
 		{"kty EC", jwk(a, map[string]any{"kid": "k", "kty": "EC"}), true},
@@ -360,6 +371,13 @@ func TestModuleDesignatesAsPayload(t *testing.T) {
 			}
 		})
 	}
+}
+
+// oddModulus returns 2^(bits-1) + 1: an odd number of bits bits, which the
+// eligibility rules take for a modulus.
+func oddModulus(bits int) *big.Int {
+	n := new(big.Int).SetBit(new(big.Int), bits-1, 1)
+	return n.SetBit(n, 0, 1)
 }
 
 // opened decodes a JSON body, replacing each string that is a JWE by
