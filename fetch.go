@@ -28,7 +28,7 @@ const (
 // answers with a status other than 2xx (or 304 to a conditional request).
 // Callers can branch on it with [errors.As].
 type FetchError struct {
-	URL        string // the key URL, its password redacted and its query left out
+	URL        string // the key URL without its user information, query and fragment
 	StatusCode int    // the response's status code, such as 503
 	Body       []byte // the first bytes of the response body, at most 512
 }

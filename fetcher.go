@@ -62,7 +62,7 @@ const (
 // them and waits for them.
 type KeyFetcher struct {
 	url    string        // as given, for requests
-	logURL string        // url without its password and query, for errors and logs
+	logURL string        // url without its user information, query and fragment, for errors and logs
 	cfg    FetcherConfig // resolved: every zero field has its default
 	pin    keyPin        // what a key must match beyond eligibility
 	client *http.Client  // a copy of the user's, with the fetcher's redirect rules

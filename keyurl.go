@@ -13,7 +13,7 @@ import (
 const maxRedirects = 3
 
 // parseKeyURL parses a key URL and checks that it is https, or http on a
-// loopback host. Its errors name the URL without its password or query.
+// loopback host. Its errors name the URL as safeURL shows it.
 func parseKeyURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -32,12 +32,18 @@ func parseKeyURL(rawURL string) (*url.URL, error) {
 	return u, nil
 }
 
-// safeURL returns u as errors and logs show it: its password redacted, and
-// without its query or fragment, which may carry a token.
+// safeURL returns u as errors and logs show it: without its user
+// information (https://TOKEN@host, https://user:TOKEN@host), query or
+// fragment, any of which may carry a token, and without the opaque part of a
+// URL that has no "//" (https:TOKEN@host), which may hold them all.
 func safeURL(u *url.URL) string {
 	v := *u
+	v.User = nil
 	v.RawQuery, v.ForceQuery, v.Fragment, v.RawFragment = "", false, "", ""
-	return v.Redacted()
+	if v.Opaque != "" {
+		v.Opaque = "..."
+	}
+	return v.String()
 }
 
 // isLoopback reports whether host is localhost or a loopback IP address.

@@ -209,3 +209,129 @@ func TestKeyURLQueryNeverShown(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyURLUserInfoNeverShown puts a token in the key URL's user
+// information, in each form a user may write it, and looks for it in every
+// error, log line and Status of each way a fetcher can fail, from
+// NewKeyFetcher's refusals to a redirect refused after the request was sent.
+func TestKeyURLUserInfoNeverShown(t *testing.T) {
+	t.Parallel()
+	userinfos := []struct{ name, userinfo string }{
+		{"token as user name", canary + "@"},
+		{"token as user name, empty password", canary + ":@"},
+		{"token as password", "user:" + canary + "@"},
+	}
+
+	// Refused by NewKeyFetcher, before any request.
+	refused := []struct{ name, url, reason string }{
+		{"not https", "http://{userinfo}keys.example/key", "is not https"},
+		{"another scheme", "ftp://{userinfo}localhost/key", "is not https"},
+		{"no host", "https://{userinfo}/key", "has no host"},
+		{"no //", "https:{userinfo}keys.example/key", "has no host"},
+		{"bad escape", "https://{userinfo}keys.example/%zz", "invalid URL escape"},
+	}
+	// Failed fetches, each from a loopback key endpoint.
+	failed := []struct {
+		name    string
+		handler http.HandlerFunc
+		is      error // wrapped by Key's error; nil for none in particular
+	}{
+		{"500", answer(500, "down"), nil},
+		{"too large", serveJWK([]byte(strings.Repeat(" ", 8<<10))), ErrResponseTooLarge},
+		{"not JSON", serveJWK([]byte("<html>")), nil},
+		{"ineligible key", serveJWK([]byte(`{"kty":"RSA"}`)), ErrUnsuitableKey},
+		{"redirect elsewhere", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://localhost:1/key", http.StatusFound)
+		}, nil},
+		{"redirect loop", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "/key", http.StatusFound) // the client keeps the user information
+		}, nil},
+		{"hung", hang, context.DeadlineExceeded},
+	}
+	// An https endpoint that redirects to http, echoing the token.
+	downgrade := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://"+canary+"@"+r.Host+"/key", http.StatusFound)
+	}))
+	t.Cleanup(downgrade.Close)
+
+	for _, ui := range userinfos {
+		withToken := func(url string) string { return strings.Replace(url, "://", "://"+ui.userinfo, 1) }
+		noLeak := func(t *testing.T, texts ...string) {
+			t.Helper()
+			for _, text := range texts {
+				if strings.Contains(text, canary[:8]) {
+					t.Errorf("the key URL's user information appears in %q", text)
+				}
+			}
+		}
+		// fetch makes a fetcher for url, fetches once, and checks every
+		// text the failure leaves; it returns Key's error.
+		fetch := func(t *testing.T, url string, client *http.Client) error {
+			t.Helper()
+			var logs logBuffer
+			f := newTestFetcher(t, url, &FetcherConfig{
+				HTTPClient:   client,
+				MaxBodyBytes: 4 << 10,
+				Timeout:      50 * time.Millisecond,
+				Logger:       slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			})
+			_, err := f.Key(context.Background())
+			if err == nil {
+				t.Fatal("Key() = nil error; want the fetch to fail")
+			}
+			settleFetcher(f)
+			noLeak(t, append(append(errorTexts(err), errorTexts(f.Status().Err)...), logs.String())...)
+			return err
+		}
+
+		for _, tt := range refused {
+			t.Run(ui.name+"/"+tt.name, func(t *testing.T) {
+				url := strings.Replace(tt.url, "{userinfo}", ui.userinfo, 1)
+				f, err := NewKeyFetcher(url, nil)
+				if f != nil {
+					f.Close()
+				}
+				if err == nil || !strings.Contains(err.Error(), tt.reason) {
+					t.Fatalf("NewKeyFetcher(%q) = %v; want an error saying %q", url, err, tt.reason)
+				}
+				noLeak(t, errorTexts(err)...)
+			})
+		}
+		for _, tt := range failed {
+			t.Run(ui.name+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				var auth0 atomic.Value // the first request's Authorization header
+				srv := newLoopbackKeyServer(t, func(w http.ResponseWriter, r *http.Request) {
+					auth0.CompareAndSwap(nil, r.Header.Get("Authorization"))
+					tt.handler(w, r)
+				})
+				err := fetch(t, withToken(srv.URL+"/key"), nil)
+				if tt.is != nil && !errors.Is(err, tt.is) {
+					t.Errorf("Key() = %v; want an error wrapping %v", err, tt.is)
+				}
+				if tt.name != "redirect loop" && tt.name != "hung" && !strings.Contains(err.Error(), srv.URL+"/key") {
+					t.Errorf("Key() = %q; want it to name the key URL without its user information", err)
+				}
+				// The token still reaches the endpoint, as basic
+				// authentication; a hung endpoint may time out first.
+				if got, _ := auth0.Load().(string); !strings.HasPrefix(got, "Basic ") && tt.name != "hung" {
+					t.Errorf("the endpoint got Authorization %q; want the URL's user information as Basic", got)
+				}
+			})
+		}
+		t.Run(ui.name+"/unreachable", func(t *testing.T) {
+			t.Parallel()
+			err := fetch(t, withToken("http://127.0.0.1:1/key"), nil)
+			if !strings.Contains(err.Error(), "http://127.0.0.1:1/key") {
+				t.Errorf("Key() = %q; want it to name the key URL without its user information", err)
+			}
+		})
+		t.Run(ui.name+"/redirect to http", func(t *testing.T) {
+			t.Parallel()
+			err := fetch(t, withToken(downgrade.URL+"/key"), downgrade.Client())
+			if !strings.Contains(err.Error(), "not https") {
+				t.Errorf("Key() = %q; want the redirect to http refused", err)
+			}
+		})
+	}
+}

@@ -146,7 +146,7 @@ func Host(domain string) (string, error) {
 func domainName(domain string) (string, error) {
 	const advice = `pass the domain name alone, e.g. "acme" for https://acme.biapi.pro`
 	bad := func(why string) error {
-		return fmt.Errorf("powens: domain %s %s: %s", quote(domain), why, advice)
+		return fmt.Errorf("powens: domain %s %s: %s", quote(shownDomain(domain)), why, advice)
 	}
 	switch {
 	case domain == "":
@@ -171,6 +171,21 @@ func domainName(domain string) (string, error) {
 		return "", bad(err.Error())
 	}
 	return name, nil
+}
+
+// shownDomain returns domain as an error may show it: without what a URL
+// could carry a token in, its user information, query and fragment.
+func shownDomain(domain string) string {
+	if strings.Contains(domain, "://") {
+		return redact(domain)
+	}
+	if i := strings.LastIndexByte(domain, '@'); i >= 0 {
+		domain = "..." + domain[i:]
+	}
+	if i := strings.IndexAny(domain, "?#"); i >= 0 {
+		domain = domain[:i] + "..."
+	}
+	return domain
 }
 
 // quote quotes s for an error message, cut to a readable length.

@@ -32,6 +32,21 @@ func TestKeyURL(t *testing.T) {
 	}
 }
 
+// TestDomainErrorsShowNoToken checks that a domain given as a URL, or with
+// user information or a query, is refused without showing what may be a
+// token.
+func TestDomainErrorsShowNoToken(t *testing.T) {
+	for _, domain := range []string{
+		"https://TOKEN@acme.biapi.pro", "https://user:TOKEN@acme.biapi.pro/2.0", "https://acme.biapi.pro/?key=TOKEN",
+		"https://acme.biapi.pro#TOKEN", "TOKEN@acme", "user:TOKEN@acme", "acme?key=TOKEN", "acme#TOKEN",
+	} {
+		_, err := powens.NewClient(domain, nil)
+		if err == nil || strings.Contains(err.Error(), "TOKEN") || !strings.Contains(err.Error(), "acme") {
+			t.Errorf("NewClient(%q) = %v; want an error naming the domain without the token", domain, err)
+		}
+	}
+}
+
 func TestKeyURLRefusesHostileDomains(t *testing.T) {
 	for _, tt := range []struct {
 		domain string

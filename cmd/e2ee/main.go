@@ -16,9 +16,11 @@
 // exits with status 1 when it is not eligible. version prints the module
 // version the command was built from.
 //
-// A key is a URL (https, or http on loopback) serving a JWK or JWK Set, or a
-// file holding one, or a PEM public key or certificate (its kid is then
-// --kid, or the key's thumbprint). --powens DOMAIN stands for the key URL of
+// A key is a URL (https, or http on loopback; its scheme in any letter case,
+// white space around it ignored) serving a JWK or JWK Set, or a file holding
+// one, or a PEM public key or certificate (its kid is then --kid, or the
+// key's thumbprint). No message shows a URL's user information or query, nor
+// a key file's name. --powens DOMAIN stands for the key URL of
 // that Powens domain; --request NAME for the field patterns of one of its
 // requests: connection-create, connection-update, transfer-update,
 // recipient-update, payment-validation; a body for one of those must be a
@@ -36,7 +38,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -111,6 +115,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "help", "-h", "-help", "--help":
 		err = errHelp
 	default:
+		if _, ok := keyURL(args[0]); ok {
+			err = usagef("unknown command %s: a key URL goes after \"e2ee key\" or --key", redactURL(args[0]))
+			break
+		}
 		err = usagef("unknown command %q", args[0])
 	}
 	// Every message starts with "e2ee: " already: the library's, and those
@@ -250,6 +258,10 @@ func (o *options) keyLocation() (string, error) {
 		if loc != "" {
 			return "", usagef("give a key or --powens, not both")
 		}
+		if _, ok := keyURL(o.domain); ok || strings.ContainsAny(o.domain, "@?#") {
+			// Not echoed: it may carry a token.
+			return "", usagef(`--powens wants the domain name alone, e.g. "acme", not a URL (give a key URL as --key URL)`)
+		}
 		u, err := powens.KeyURL(o.domain)
 		if err != nil {
 			return "", fmt.Errorf("e2ee: --powens: %w", err)
@@ -262,10 +274,13 @@ func (o *options) keyLocation() (string, error) {
 	return loc, nil
 }
 
-// loadKey fetches or reads the key at loc.
+// loadKey fetches or reads the key at loc: a URL (see keyURL), else a file.
+// Its messages never show loc: the URL's own are the e2ee package's, which
+// leave out its user information and query; a file's name is left out too,
+// since it may be a URL that keyURL did not take for one.
 func (o *options) loadKey(ctx context.Context, loc string) (*e2ee.Key, error) {
-	if strings.HasPrefix(loc, "https://") || strings.HasPrefix(loc, "http://") {
-		f, err := e2ee.NewKeyFetcher(loc, &e2ee.FetcherConfig{Header: o.header.h, Timeout: o.timeout})
+	if u, ok := keyURL(loc); ok {
+		f, err := e2ee.NewKeyFetcher(u, &e2ee.FetcherConfig{Header: o.header.h, Timeout: o.timeout})
 		if err != nil {
 			return nil, err
 		}
@@ -274,12 +289,61 @@ func (o *options) loadKey(ctx context.Context, loc string) (*e2ee.Key, error) {
 	}
 	data, err := readAll(loc, nil)
 	if err != nil {
-		return nil, fmt.Errorf("e2ee: reading the key: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // without the name
+		}
+		return nil, fmt.Errorf("e2ee: reading the key file: %w", err)
 	}
 	if strings.Contains(string(data), "-----BEGIN ") {
 		return e2ee.ParsePEM(data, o.kid) // with no --kid, the thumbprint
 	}
 	return e2ee.ParseKey(data)
+}
+
+// keyURL reports whether loc is a URL rather than a file name, whatever the
+// letter case of its scheme and the white space around it, and returns it
+// without that white space. A URL is a scheme (a letter, then letters,
+// digits, "+", "-" or "."; two characters at least, so that C:\key.json is
+// a file) and "://", or http or https and ":" (HTTPS:host/key, which
+// NewKeyFetcher refuses without echoing).
+func keyURL(loc string) (string, bool) {
+	s := strings.TrimSpace(loc)
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok || len(scheme) < 2 || !isScheme(scheme) {
+		return "", false
+	}
+	if strings.HasPrefix(rest, "//") || strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "https") {
+		return s, true
+	}
+	return "", false
+}
+
+// isScheme reports whether s has the syntax of a URL scheme (RFC 3986).
+func isScheme(s string) bool {
+	for i, c := range s {
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// redactURL returns the URL s as messages show it, quoted: without its user
+// information, query or fragment, any of which may carry a token, as the
+// e2ee package shows key URLs in its errors.
+func redactURL(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return "(a URL)"
+	}
+	u.User = nil
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	if u.Opaque != "" {
+		u.Opaque = "..."
+	}
+	return strconv.Quote(u.String())
 }
 
 // readAll reads the file name, or r when name is empty, up to maxInput bytes.

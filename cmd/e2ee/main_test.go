@@ -303,3 +303,75 @@ func TestREADMEKeySet(t *testing.T) {
 		t.Errorf("e2ee key testdata/keys.json = %+v; want exit 1, %q", r, want)
 	}
 }
+
+// TestKeyURLNeverEchoed gives key URLs as a user may type or paste them: a
+// scheme in capitals, white space around, a token in the query or the user
+// information. Each is taken for a URL, not a file name, and no message
+// shows its query or user information.
+func TestKeyURLNeverEchoed(t *testing.T) {
+	served := keyServer(t, fixture.JWK(fixture.Public(fixture.RSA2048A), map[string]any{"kid": "served"}))
+	upper := strings.Replace(served, "http://", "HTTP://", 1)
+	const down = "127.0.0.1:1" // nothing listens there
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		code   int
+		reason string // stderr says this; "" for success
+	}{
+		{"capitals", []string{"key", upper + "?token=" + canary}, 0, ""},
+		{"mixed case, spaces around", []string{"key", " \t" + strings.Replace(served, "http", "hTtP", 1) + "?token=" + canary + " \n"}, 0, ""},
+		{"--key in capitals", []string{"encrypt", "--key", upper + "?token=" + canary, "--field", "/login"}, 0, ""},
+		{"capitals, query, unreachable", []string{"key", "HTTP://" + down + "/key?token=" + canary}, 1, "fetching key from"},
+		{"leading space, https, unreachable", []string{"key", " https://" + down + "/key?token=" + canary}, 1, "fetching key from"},
+		{"token as user name", []string{"key", "HTTP://" + canary + "@" + down + "/key"}, 1, "fetching key from"},
+		{"token as user name, empty password", []string{"key", " http://" + canary + ":@" + down + "/key"}, 1, "fetching key from"},
+		{"token as password", []string{"key", "Http://user:" + canary + "@" + down + "/key"}, 1, "fetching key from"},
+		{"--key, token as user name", []string{"encrypt", "--key", " HTTPS://" + canary + "@" + down + "/key ", "--field", "/login"}, 1, "fetching key from"},
+		{"not https", []string{"key", "HTTP://" + canary + "@keys.example/key?token=" + canary}, 1, "is not https"},
+		{"no //", []string{"key", "HTTPS:" + canary + "@keys.example/key?token=" + canary}, 1, "has no host"},
+		{"another scheme", []string{"key", "FTP://" + canary + "@keys.example/key?token=" + canary}, 1, "is not https"},
+		{"no scheme: a file", []string{"key", "keys.example/key?token=" + canary}, 1, "reading the key file: no such file"},
+		{"a URL for a command", []string{"HTTPS://" + canary + "@keys.example/key?token=" + canary}, 2, `unknown command "https://keys.example/key"`},
+		{"a URL for --powens", []string{"key", "--powens", "https://" + canary + "@acme.biapi.pro/?token=" + canary}, 2, "--powens wants the domain name alone"},
+		{"a token for --powens", []string{"key", "--powens", "acme?token=" + canary}, 2, "--powens wants the domain name alone"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, `{"login": "x"}`, tt.args...)
+			if r.code != tt.code {
+				t.Errorf("exit %d; want %d (stderr %q)", r.code, tt.code, r.stderr)
+			}
+			if tt.reason == "" {
+				if r.stderr != "" || !strings.Contains(r.stdout, "kid:        served\n") && !strings.Contains(r.stdout, `"login": "eyJ`) {
+					t.Errorf("stdout %q, stderr %q; want the served key, or a body encrypted with it, and no message", r.stdout, r.stderr)
+				}
+			} else if !strings.HasPrefix(r.stderr, "e2ee: ") || !strings.Contains(r.stderr, tt.reason) {
+				t.Errorf("stderr = %q; want e2ee: ... %q", r.stderr, tt.reason)
+			}
+			if strings.Contains(r.stderr+r.stdout, canary[:8]) {
+				t.Errorf("the URL's token shows in the output: stdout %q, stderr %q", r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// TestKeyPEMTypeEscaped reads PEM files whose type lines carry control
+// characters: what e2ee key prints of them is quoted, so that a key file
+// cannot rewrite the terminal.
+func TestKeyPEMTypeEscaped(t *testing.T) {
+	for _, tt := range []struct {
+		name, data, reason string
+	}{
+		{"private key", "-----BEGIN \x1b[2J\u202eRSA PRIVATE KEY-----\nMAE=\n-----END \x1b[2J\u202eRSA PRIVATE KEY-----\n", "a client needs only the public key"},
+		{"public key", "-----BEGIN \x1b[2JPUBLIC KEY-----\nMAE=\n-----END \x1b[2JPUBLIC KEY-----\n", "no PUBLIC KEY"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, "", "key", writeFile(t, "key.pem", []byte(tt.data)))
+			if r.code != 1 || !strings.Contains(r.stdout+r.stderr, tt.reason) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 1 and %q", r.code, r.stdout, r.stderr, tt.reason)
+			}
+			if strings.ContainsAny(r.stdout+r.stderr, "\x1b\u202e") {
+				t.Errorf("the PEM type line's control characters reach the terminal: stdout %q, stderr %q", r.stdout, r.stderr)
+			}
+		})
+	}
+}
