@@ -354,9 +354,9 @@ func (rt *router) route(req *http.Request) (route, foreign *Route, err error) {
 		rd := read(r)
 		m, other := rt.match(rd, variant, true)
 		if other != nil {
-			return nil, nil, fmt.Errorf("e2ee: the request's path reads as the resources of two routes, %q and %q: "+
-				"refusing to send (write the path without dot segments or encoded slashes)",
-				m.route.Pattern, other.route.Pattern)
+			return nil, nil, &reasoned{"ambiguous-path", fmt.Errorf("e2ee: the request's path reads as the resources "+
+				"of two routes, %q and %q: refusing to send (write the path without dot segments or encoded slashes)",
+				m.route.Pattern, other.route.Pattern)}
 		}
 		if hop == 0 {
 			first, own = rd, m
@@ -371,8 +371,8 @@ func (rt *router) route(req *http.Request) (route, foreign *Route, err error) {
 	}
 	switch {
 	case own != nil && earliest != own:
-		return nil, nil, fmt.Errorf("e2ee: a redirect to the resource of route %q carries the body of a request "+
-			"on route %q: refusing to send", own.route.Pattern, earliest.route.Pattern)
+		return nil, nil, &reasoned{"redirect", fmt.Errorf("e2ee: a redirect to the resource of route %q carries "+
+			"the body of a request on route %q: refusing to send", own.route.Pattern, earliest.route.Pattern)}
 	case earliest != nil:
 		return earliest.route, nil, nil
 	}

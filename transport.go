@@ -3,9 +3,11 @@ package e2ee
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"net/url"
@@ -98,6 +100,14 @@ type Transport struct {
 	// value is a configuration error, as it is for
 	// [FetcherConfig.MaxBodyBytes], which bounds key responses.
 	MaxBodyBytes int64
+	// Logger, when set, records each refusal, at level Warn ("request
+	// refused"), and each resend after a key rejection, at level Info,
+	// with the route, the reason (a short word such as "cleartext",
+	// "query" or "key-unavailable": see [Transport.RoundTrip]), the
+	// sentinel the error wraps, the method and host, and the error, which
+	// never carries a value or a member name that no pattern names. It
+	// never records a path or a query. nil: none.
+	Logger *slog.Logger
 
 	once    sync.Once
 	router  *router // nil when initErr is set
@@ -126,10 +136,27 @@ func (t *Transport) Validate() error {
 
 // RoundTrip implements [http.RoundTripper]. See [Transport] for what it does
 // to matching requests.
+//
+// The reasons of its refusals, as the Logger records them: configuration,
+// ambiguous-path, redirect, foreign-host, query, body-too-large, body-read,
+// not-json, body-shape, not-string, cleartext, unknown-key,
+// already-encrypted, too-many-values, key-unavailable, canceled, refused
+// (any other).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.roundTrip(req)
+	if err != nil && t.Logger != nil {
+		var ns *notSentError
+		if errors.As(err, &ns) {
+			t.logRefusal(req, ns)
+		}
+	}
+	return resp, err
+}
+
+func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.Validate(); err != nil {
 		closeBody(req)
-		return nil, &notSentError{err: err}
+		return nil, &notSentError{err: err, reason: "configuration"}
 	}
 	route, foreign, err := t.router.route(req)
 	switch {
@@ -240,8 +267,8 @@ func checkQuery(route *Route, req *http.Request) error {
 		if route.Payload.literalAt(0, name) && printable(name) {
 			shown = quote(name)
 		}
-		return fmt.Errorf("%w: query parameter %d (%s): credentials go in the JSON body, where they are "+
-			"encrypted (list a parameter that carries none in Route.AllowQuery)", ErrCleartext, i, shown)
+		return &reasoned{"query", fmt.Errorf("%w: query parameter %d (%s): credentials go in the JSON body, where they are "+
+			"encrypted (list a parameter that carries none in Route.AllowQuery)", ErrCleartext, i, shown)}
 	}
 	return nil
 }
@@ -319,15 +346,40 @@ func (nopCloser) Close() error { return nil }
 // request once more, encrypted anew from body.
 func (t *Transport) retryWithNewKey(req *http.Request, route *Route, body []byte, kid string, rejected *http.Response) (*http.Response, error) {
 	key, err := route.Payload.refreshKey(req.Context())
-	if err != nil || key == nil || key.ID == kid {
+	var why string
+	switch {
+	case err != nil:
+		why = "the key could not be fetched again"
+	case key == nil:
+		why = "the key source cannot fetch the key again"
+	case key.ID == kid:
+		why = "the key fetched again is the same"
+	}
+	var out []byte
+	if why == "" {
+		if out, _, err = route.Payload.encrypt(req.Context(), body, route.AllowJWE); err != nil {
+			why = "encrypting with the new key failed"
+		}
+	}
+	if why != "" {
+		t.logKeyRejected(req, route, rejected.StatusCode, slog.LevelWarn, "key rejected, not resent",
+			slog.String("kid", kid), slog.String("why", why))
 		return rejected, nil
 	}
-	out, _, err := route.Payload.encrypt(req.Context(), body, route.AllowJWE)
-	if err != nil {
-		return rejected, nil
-	}
+	t.logKeyRejected(req, route, rejected.StatusCode, slog.LevelInfo, "key rejected, resent with a new key",
+		slog.String("old_kid", kid), slog.String("new_kid", key.ID))
 	drainAndClose(rejected.Body)
 	return t.send(withBody(req, out))
+}
+
+// logKeyRejected records what the Transport did after a key rejection.
+func (t *Transport) logKeyRejected(req *http.Request, route *Route, status int, level slog.Level, msg string, attrs ...slog.Attr) {
+	if t.Logger == nil {
+		return
+	}
+	attrs = append(attrs, slog.String("route", route.Pattern), slog.String("method", req.Method),
+		slog.String("host", requestHost(req)), slog.Int("status", status))
+	t.Logger.LogAttrs(req.Context(), level, msg, attrs...)
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -349,7 +401,8 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 	limit := cmp.Or(t.MaxBodyBytes, DefaultMaxBodyBytes) // Validate refused a negative one
 	if req.ContentLength > limit {
 		req.Body.Close()
-		return nil, fmt.Errorf("e2ee: request body of %d bytes exceeds the limit of %d", req.ContentLength, limit)
+		return nil, &reasoned{"body-too-large", fmt.Errorf("e2ee: request body of %d bytes exceeds the limit of %d "+
+			"(Transport.MaxBodyBytes; powens.Options.MaxBodyBytes)", req.ContentLength, limit)}
 	}
 	read := func() ([]byte, error) {
 		max := limit + 1 // one byte more, to see that the body ends there
@@ -360,16 +413,17 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 		switch {
 		case err != nil:
 			clear(body)
-			return nil, fmt.Errorf("e2ee: reading request body: %w", err)
+			return nil, &reasoned{"body-read", fmt.Errorf("e2ee: reading request body: %w", err)}
 		case req.ContentLength > 0 && int64(len(body)) > req.ContentLength:
 			clear(body)
-			return nil, errLongBody
+			return nil, &reasoned{"body-read", errLongBody}
 		case req.ContentLength > 0 && int64(len(body)) < req.ContentLength:
 			clear(body)
-			return nil, fmt.Errorf("e2ee: reading request body: %w", io.ErrUnexpectedEOF)
+			return nil, &reasoned{"body-read", fmt.Errorf("e2ee: reading request body: %w", io.ErrUnexpectedEOF)}
 		case int64(len(body)) > limit:
 			clear(body)
-			return nil, fmt.Errorf("e2ee: request body exceeds the limit of %d bytes", limit)
+			return nil, &reasoned{"body-too-large", fmt.Errorf("e2ee: request body exceeds the limit of %d bytes "+
+				"(Transport.MaxBodyBytes; powens.Options.MaxBodyBytes)", limit)}
 		}
 		return body, nil
 	}
@@ -397,6 +451,15 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 		return nil, fmt.Errorf("e2ee: reading request body: %w", req.Context().Err())
 	}
 }
+
+// reasoned is an error with the reason a Logger records for it.
+type reasoned struct {
+	reason string
+	err    error
+}
+
+func (e *reasoned) Error() string { return e.err.Error() }
+func (e *reasoned) Unwrap() error { return e.err }
 
 // firstRead is the most that readBody allocates before a body's first bytes.
 const firstRead = 4 << 10
@@ -437,11 +500,8 @@ func refused(route *Route, err error) error {
 // foreignHostError is the error of a request to a host that no route names,
 // on the method and path of route.
 func foreignHostError(req *http.Request, route *Route) error {
-	host := req.Host
-	if req.URL.Host != "" {
-		host = req.URL.Host
-	}
-	return &notSentError{err: fmt.Errorf("e2ee: %s %s: the host is not that of route %q, nor of any other route: "+
+	host := requestHost(req)
+	return &notSentError{reason: "foreign-host", err: fmt.Errorf("e2ee: %s %s: the host is not that of route %q, nor of any other route: "+
 		"refusing to send a credential request there (if the host is a gateway to the API, name it in a route, "+
 		"as powens.Options.BaseURL does; otherwise send through a client set up for it)",
 		strings.ToUpper(req.Method), quote(host), route.Pattern)}
@@ -453,6 +513,7 @@ func foreignHostError(req *http.Request, route *Route) error {
 type notSentError struct {
 	route   string // the pattern of the route refused on; "" for none
 	variant string // the route's variant, if any
+	reason  string // what a Logger records; "" to read it from err
 	err     error
 }
 
@@ -467,6 +528,70 @@ func (e *notSentError) Error() string {
 }
 
 func (e *notSentError) Unwrap() []error { return []error{ErrNotSent, e.err} }
+
+// refusalReasons are the sentinels a refusal may wrap, and the reasons and
+// names a Logger records for them, in the order they are looked for.
+var refusalReasons = []struct {
+	sentinel     error
+	reason, name string
+}{
+	{ErrKeyUnavailable, "key-unavailable", "ErrKeyUnavailable"},
+	{ErrUnknownKey, "unknown-key", "ErrUnknownKey"},
+	{ErrCleartext, "cleartext", "ErrCleartext"},
+	{ErrAlreadyEncrypted, "already-encrypted", "ErrAlreadyEncrypted"},
+	{ErrBodyShape, "body-shape", "ErrBodyShape"},
+	{ErrNotString, "not-string", "ErrNotString"},
+	{ErrTooManyValues, "too-many-values", "ErrTooManyValues"},
+	{ErrNotJSON, "not-json", "ErrNotJSON"},
+	{context.Canceled, "canceled", "context.Canceled"},
+	{context.DeadlineExceeded, "canceled", "context.DeadlineExceeded"},
+}
+
+// reasonOf returns the reason of a refusal, and the sentinel it wraps.
+func (e *notSentError) reasonOf() (reason, sentinel string) {
+	for _, r := range refusalReasons {
+		if errors.Is(e.err, r.sentinel) {
+			reason, sentinel = r.reason, r.name
+			break
+		}
+	}
+	var rs *reasoned
+	switch {
+	case e.reason != "":
+		reason = e.reason
+	case errors.As(e.err, &rs):
+		reason = rs.reason
+	case reason == "":
+		reason = "refused"
+	}
+	return reason, sentinel
+}
+
+// logRefusal records the refusal e of req.
+func (t *Transport) logRefusal(req *http.Request, e *notSentError) {
+	reason, sentinel := e.reasonOf()
+	attrs := []slog.Attr{slog.String("reason", reason)}
+	if e.route != "" {
+		attrs = append(attrs, slog.String("route", e.route))
+	}
+	if e.variant != "" {
+		attrs = append(attrs, slog.String("variant", e.variant))
+	}
+	if sentinel != "" {
+		attrs = append(attrs, slog.String("sentinel", sentinel))
+	}
+	attrs = append(attrs, slog.String("method", req.Method), slog.String("host", requestHost(req)), slog.String("error", e.Error()))
+	t.Logger.LogAttrs(req.Context(), slog.LevelWarn, "request refused", attrs...)
+}
+
+// requestHost returns the host req is sent to, as its URL or Host header
+// names it.
+func requestHost(req *http.Request) string {
+	if req.URL != nil && req.URL.Host != "" {
+		return req.URL.Host
+	}
+	return req.Host
+}
 
 // withBody returns a shallow copy of req that sends body, replayable through
 // GetBody. The caller's request is not modified.

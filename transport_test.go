@@ -5,9 +5,11 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"math/big"
 	"net/http"
@@ -1470,4 +1472,141 @@ func BenchmarkTransport(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestTransportLogsRefusals sends a request refused for each reason through
+// a Transport with a Logger: each logs one record, at Warn, with its reason,
+// route and sentinel, and no credential, path or query.
+func TestTransportLogsRefusals(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	down := NewEncryptor(funcSource(func(context.Context) (*Key, error) { return nil, errors.New("key endpoint down") }))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := canary
+	routes := func(enc *Encryptor) []Route {
+		create := must(NewPayload(enc, "/*", "!/id_connector"))
+		fields := must(NewPayload(enc, "/fields/*"))
+		return []Route{
+			{Pattern: "acme.biapi.pro/users/{user}/connections", Payload: create},
+			{Pattern: "acme.biapi.pro/users/{user}/connections/{connection}", Payload: create},
+			{Pattern: "acme.biapi.pro/payments/{payment}", Payload: fields, VerifyOnly: true},
+		}
+	}
+	for _, tt := range []struct {
+		reason, sentinel string
+		routes           []Route
+		url, body        string
+		header           http.Header
+		ctx              context.Context
+		route            string // "" when the record names no route
+	}{
+		{reason: "configuration", url: connectionsURL, body: `{"password": "` + c + `"}`},
+		{reason: "ambiguous-path", url: "https://acme.biapi.pro/2.0/users/me/connections/payments/..?x=" + c, body: `{"password": "` + c + `"}`},
+		{reason: "foreign-host", url: "https://other.example/users/me/connections", body: `{"password": "` + c + `"}`},
+		{reason: "query", sentinel: "ErrCleartext", url: connectionsURL + "?" + c + "=1", body: `{}`, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "body-too-large", url: connectionsURL, body: `{"password": "` + strings.Repeat(c, 1<<16) + `"}`, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "not-json", sentinel: "ErrNotJSON", url: connectionsURL, body: `password=` + c, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "not-json", sentinel: "ErrNotJSON", url: connectionsURL, body: `{"password": "` + c + `"}`, header: http.Header{"Content-Encoding": {"br"}}, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "body-shape", sentinel: "ErrBodyShape", url: connectionsURL, body: `"{\"password\": \"` + c + `\"}"`, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "not-string", sentinel: "ErrNotString", url: connectionsURL, body: `{"` + c + `": 1}`, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "cleartext", sentinel: "ErrCleartext", url: "https://acme.biapi.pro/2.0/payments/9", body: `{"fields": {"code": "` + c + `"}}`, route: "acme.biapi.pro/payments/{payment}"},
+		{reason: "already-encrypted", sentinel: "ErrAlreadyEncrypted", url: connectionsURL, body: `{"password": "` + storedJWE() + `"}`, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "too-many-values", sentinel: "ErrTooManyValues", url: connectionsURL, body: `{"a": "` + strings.Repeat(c+`", "a": "`, 300) + `"}`, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "key-unavailable", sentinel: "ErrKeyUnavailable", routes: routes(down), url: connectionsURL, body: `{"password": "` + c + `"}`, route: "acme.biapi.pro/users/{user}/connections"},
+		{reason: "canceled", sentinel: "context.Canceled", url: connectionsURL, body: `{"password": "` + c + `"}`, ctx: canceled, route: "acme.biapi.pro/users/{user}/connections"},
+	} {
+		t.Run(tt.reason+" "+tt.sentinel, func(t *testing.T) {
+			var logs bytes.Buffer
+			tr := &Transport{Base: &recorder{}, Routes: tt.routes, MaxBodyBytes: 64 << 10,
+				Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+			if tt.routes == nil && tt.reason != "configuration" {
+				tr.Routes = routes(enc)
+			}
+			req, _ := newRequest(t, "POST", tt.url, tt.body)
+			maps.Copy(req.Header, tt.header)
+			if tt.ctx != nil {
+				req = req.WithContext(tt.ctx)
+			}
+			if _, err := tr.RoundTrip(req); !errors.Is(err, ErrNotSent) {
+				t.Fatalf("RoundTrip = %v; want a refusal", err)
+			}
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("%d log records; want 1:\n%s", len(lines), logs.String())
+			}
+			var rec map[string]any
+			if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]any{"level": "WARN", "msg": "request refused", "reason": tt.reason, "method": "POST"}
+			if tt.route != "" {
+				want["route"] = tt.route
+			}
+			if tt.sentinel != "" {
+				want["sentinel"] = tt.sentinel
+			}
+			for k, v := range want {
+				if rec[k] != v {
+					t.Errorf("record %s = %v; want %v (record %s)", k, rec[k], v, lines[0])
+				}
+			}
+			if tt.route == "" && rec["route"] != nil {
+				t.Errorf("record route = %v; want none", rec["route"])
+			}
+			if strings.Contains(lines[0], c[:8]) || strings.Contains(lines[0], "/2.0/") {
+				t.Errorf("the record carries the credential or the path: %s", lines[0])
+			}
+		})
+	}
+}
+
+// TestTransportLogsKeyRejection checks the records of a key rejection: a
+// resend with a new key at Info, a rejection not resent at Warn, each with
+// the route and the kids.
+func TestTransportLogsKeyRejection(t *testing.T) {
+	a, b := fixture.Public(fixture.RSA2048A), fixture.Public(fixture.RSA2048B)
+	for _, tt := range []struct {
+		name   string
+		keys   []*Key // served before and after the refresh
+		level  string
+		msg    string
+		values map[string]any
+	}{
+		{"resent", []*Key{{ID: "kid-a", PublicKey: a}, {ID: "kid-b", PublicKey: b}}, "INFO", "key rejected, resent with a new key",
+			map[string]any{"old_kid": "kid-a", "new_kid": "kid-b", "status": float64(409)}},
+		{"not resent", []*Key{{ID: "kid-a", PublicKey: a}, {ID: "kid-a", PublicKey: a}}, "WARN", "key rejected, not resent",
+			map[string]any{"kid": "kid-a", "why": "the key fetched again is the same", "status": float64(409)}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &rotatingSource{keys: tt.keys}
+			var logs bytes.Buffer
+			p := must(NewPayload(NewEncryptor(src), "/password"))
+			tr := &Transport{
+				Base: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+					return &http.Response{StatusCode: 409, Body: http.NoBody, Header: http.Header{}, Request: req}, nil
+				}),
+				Routes:      []Route{{Pattern: "/users/{user}/connections", Payload: p}},
+				KeyRejected: func(r *http.Response) bool { return r.StatusCode == 409 },
+				Logger:      slog.New(slog.NewJSONHandler(&logs, nil)),
+			}
+			req, _ := newRequest(t, "POST", connectionsURL, `{"password": "`+canary+`"}`)
+			if _, err := tr.RoundTrip(req); err != nil {
+				t.Fatal(err)
+			}
+			var rec map[string]any
+			if err := json.Unmarshal(logs.Bytes(), &rec); err != nil {
+				t.Fatalf("%v: %s", err, logs.String())
+			}
+			want := map[string]any{"level": tt.level, "msg": tt.msg, "route": "/users/{user}/connections"}
+			maps.Copy(want, tt.values)
+			for k, v := range want {
+				if rec[k] != v {
+					t.Errorf("record %s = %v; want %v", k, rec[k], v)
+				}
+			}
+			if strings.Contains(logs.String(), canary[:8]) {
+				t.Errorf("the record carries the credential: %s", logs.String())
+			}
+		})
+	}
 }

@@ -3,6 +3,7 @@ package powens
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -42,6 +43,14 @@ type Options struct {
 	// (http on a loopback host, for tests) with no query, fragment or user
 	// information.
 	BaseURL string
+	// Logger records each refusal and each resend after a key rejection
+	// (see [e2ee.Transport].Logger), and, unless Fetcher names a Logger of
+	// its own, the key fetcher's events. nil: none.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds the request bodies that the client (or relay)
+	// reads to encrypt or check; larger ones are refused. Zero means
+	// e2ee.DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
 }
 
 // NewClient returns an *http.Client whose requests to the domain's end-to-end
@@ -84,7 +93,8 @@ func NewClient(domain string, opts *Options) (*http.Client, error) {
 	if s.opts.HTTPClient != nil {
 		client = *s.opts.HTTPClient
 	}
-	t := &e2ee.Transport{Base: client.Transport, Routes: s.routes, KeyRejected: s.opts.KeyRejected}
+	t := &e2ee.Transport{Base: client.Transport, Routes: s.routes, KeyRejected: s.opts.KeyRejected,
+		Logger: s.opts.Logger, MaxBodyBytes: s.opts.MaxBodyBytes}
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
@@ -133,6 +143,9 @@ func newSetup(domain string, opts *Options, verifyOnly bool) (setup, error) {
 		}
 		if cfg.HTTPClient == nil {
 			cfg.HTTPClient = opts.HTTPClient
+		}
+		if cfg.Logger == nil {
+			cfg.Logger = opts.Logger
 		}
 		f, err := e2ee.NewKeyFetcher(s.target+"/2.0/publickey", &cfg)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -355,3 +356,39 @@ func BenchmarkClientRouting(b *testing.B) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// TestOptionsMaxBodyBytes checks that Options.MaxBodyBytes bounds the
+// bodies of the client and the relay, and that the refusal says how to
+// raise the bound.
+func TestOptionsMaxBodyBytes(t *testing.T) {
+	api := e2eetest.NewServer()
+	defer api.Close()
+	body := `{"id_connector": 40, "login": "john.doe", "password": "hunter2-and-then-some"}`
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: api.Client(), MaxBodyBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.Post("https://acme.biapi.pro/2.0/users/me/connections", "application/json", strings.NewReader(body))
+	if !errors.Is(err, e2ee.ErrNotSent) || !strings.Contains(err.Error(), "exceeds the limit of 64 (Transport.MaxBodyBytes; powens.Options.MaxBodyBytes)") {
+		t.Errorf("a body over Options.MaxBodyBytes: %v; want a refusal saying how to raise the bound", err)
+	}
+	client, err = powens.NewClient("acme", &powens.Options{HTTPClient: api.Client(), MaxBodyBytes: int64(len(body))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Post("https://acme.biapi.pro/2.0/users/me/connections", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("a body at Options.MaxBodyBytes: %v; want it sent", err)
+	}
+	resp.Body.Close()
+
+	relay, err := powens.NewRelay("acme", &powens.Options{HTTPClient: api.Client(), MaxBodyBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	relay.ServeHTTP(rec, httptest.NewRequest("POST", "/2.0/users/me/connections", strings.NewReader(body)))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "exceeds the limit of 64") {
+		t.Errorf("the relay answered %d %q; want 400 and the limit", rec.Code, rec.Body)
+	}
+}

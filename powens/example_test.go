@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/credseal/e2ee"
@@ -356,4 +358,60 @@ func ExampleNewRelay() {
 	// Output:
 	// 400 request refused: e2ee: designated value in cleartext: /*, /* (request not sent: route "acme.biapi.pro/users/{user}/connections")
 	// requests that reached the API: 0
+}
+
+// refusals is an slog.Handler that counts the client's refusals by reason,
+// as a metrics counter would (an expvar.Map, a Prometheus CounterVec): wrap
+// the Handler that the service logs with, and call it from Handle.
+type refusals struct {
+	mu       sync.Mutex
+	byReason map[string]int
+}
+
+func (c *refusals) Enabled(context.Context, slog.Level) bool { return true }
+func (c *refusals) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *refusals) WithGroup(string) slog.Handler            { return c }
+
+func (c *refusals) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "request refused" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "reason" {
+			c.mu.Lock()
+			c.byReason[a.Value.String()]++
+			c.mu.Unlock()
+			return false
+		}
+		return true
+	})
+	return nil
+}
+
+// Refusals you can count: the client records each through Options.Logger,
+// with a reason ("cleartext", "query", "body-shape", "key-unavailable",
+// ...), so that a dashboard shows a rising rate of refusals (a rotation gone
+// wrong, a front end sending cleartext) before users report it.
+func ExampleOptions_logger() {
+	api := e2eetest.NewServer()
+	defer api.Close()
+
+	counter := &refusals{byReason: map[string]int{}}
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: api.Client(), Logger: slog.New(counter)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range []struct{ url, body string }{
+		{"https://acme.biapi.pro/2.0/users/me/connections", `{"id_connector": 40, "password": "hunter2"}`}, // sent, encrypted
+		{"https://acme.biapi.pro/2.0/users/me/connections", `"{\"password\": \"hunter2\"}"`},               // stringified twice
+		{"https://acme.biapi.pro/2.0/users/me/connections/7?otp=123456", `{}`},                             // a credential in the query
+		{"https://acme.biapi.pro/2.0/users/me/connections/7?code=42", `{}`},
+	} {
+		if resp, err := client.Post(r.url, "application/json", strings.NewReader(r.body)); err == nil {
+			resp.Body.Close()
+		}
+	}
+	fmt.Println(counter.byReason)
+	// Output:
+	// map[body-shape:1 query:2]
 }

@@ -25,10 +25,11 @@ import (
 // a key served before a rotation pass while a fetcher could still serve it
 // (see [e2ee.KeyFetcher.KeyByID]). It matches the requests of [Routes] by
 // resource, below whatever path the relay is mounted at. Requests to other
-// paths are forwarded as they are. Options.KeyRejected is not used.
+// paths are forwarded as they are. Options.Logger records each refusal;
+// Options.KeyRejected is not used.
 //
 // The proxy reads a body whole before forwarding it, up to
-// e2ee.DefaultMaxBodyBytes, as bytes arrive; serve it from an [http.Server]
+// Options.MaxBodyBytes (1 MiB by default), as bytes arrive; serve it from an [http.Server]
 // with a ReadHeaderTimeout and a ReadTimeout, so that slow clients cannot
 // hold connections open. Every configuration error is returned here.
 func NewRelay(domain string, opts *Options) (*httputil.ReverseProxy, error) {
@@ -44,7 +45,7 @@ func NewRelay(domain string, opts *Options) (*httputil.ReverseProxy, error) {
 	if s.opts.HTTPClient != nil {
 		base = s.opts.HTTPClient.Transport
 	}
-	t := &e2ee.Transport{Base: base, Routes: s.routes}
+	t := &e2ee.Transport{Base: base, Routes: s.routes, Logger: s.opts.Logger, MaxBodyBytes: s.opts.MaxBodyBytes}
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
