@@ -193,6 +193,9 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 		if dup := duplicateName(err); dup != "" {
 			return nil, unsuitable(dup)
 		}
+		if what := pemLike(data); what != "" {
+			return nil, fmt.Errorf("e2ee: key is %s, not a JWK: use ParsePEM", what)
+		}
 		return nil, fmt.Errorf("e2ee: key is not a JSON object: %w", err)
 	}
 	if obj == nil {
@@ -397,45 +400,23 @@ func quote(s string) string {
 // public key is read. The key must meet the modulus and exponent rules of
 // [ParseKey]; otherwise the error wraps [ErrUnsuitableKey].
 //
+// ParsePEM takes a key as people paste it: with white space around it and
+// indented lines; in quotes, with literal \n escapes for line ends (as an
+// environment variable or a JSON string holds it); as the bare base64 of an
+// SPKI or PKCS#1 key, without BEGIN and END lines; and an SPKI key under an
+// "RSA PUBLIC KEY" label, or a PKCS#1 key under "PUBLIC KEY". An error says
+// which of these it saw.
+//
 // When kid is "", the key's ID is its RFC 7638 SHA-256 thumbprint (see
 // [Key.Thumbprint]), which is the provider's own convention for kid values.
 func ParsePEM(data []byte, kid string) (*Key, error) {
-	var pub any
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
+	text, seen := pemText(data)
+	pub, err := pemPublicKey(text)
+	if err != nil {
+		if len(seen) > 0 && !errors.Is(err, ErrUnsuitableKey) {
+			return nil, fmt.Errorf("%w (read as PEM %s)", err, strings.Join(seen, ", "))
 		}
-		if strings.Contains(block.Type, "PRIVATE KEY") {
-			// Wherever it stands: private key material has no place in
-			// a client's configuration.
-			return nil, unsuitable(fmt.Sprintf("PEM holds a %s block; a client needs only the public key",
-				quote(block.Type)))
-		}
-		if pub != nil {
-			continue // the first public key is used; later blocks are only checked
-		}
-		var err error
-		switch {
-		case block.Type == "PUBLIC KEY":
-			pub, err = x509.ParsePKIXPublicKey(block.Bytes)
-		case block.Type == "RSA PUBLIC KEY":
-			pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
-		case block.Type == "CERTIFICATE":
-			var cert *x509.Certificate
-			if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
-				pub = cert.PublicKey
-			}
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("e2ee: PEM %s block: %w", quote(block.Type), err)
-		}
-	}
-	if pub == nil {
-		return nil, errors.New("e2ee: no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE PEM block found")
+		return nil, err
 	}
 	rsaPub, ok := pub.(*rsa.PublicKey)
 	if !ok {
@@ -455,6 +436,114 @@ func ParsePEM(data []byte, kid string) (*Key, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// pemLike returns what data is when it looks like a key that ParsePEM reads
+// ("PEM text", "base64 without PEM armour"), or "".
+func pemLike(data []byte) string {
+	text, _ := pemText(data)
+	switch {
+	case strings.Contains(text, "-----BEGIN"):
+		return "PEM text"
+	case len(text) > 0 && text[0] != '{' && text[0] != '[':
+		if _, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(text), "")); err == nil {
+			return "base64 without PEM armour"
+		}
+	}
+	return ""
+}
+
+// pemText returns data as PEM text that encoding/pem reads, and what it
+// undid to get there: quotes around it, literal \n escapes, indentation.
+func pemText(data []byte) (string, []string) {
+	var seen []string
+	text := strings.TrimSpace(string(data))
+	if len(text) >= 2 && (text[0] == '"' && text[len(text)-1] == '"' || text[0] == '\'' && text[len(text)-1] == '\'') {
+		text, seen = strings.TrimSpace(text[1:len(text)-1]), append(seen, "in quotes")
+	}
+	if strings.Contains(text, `\n`) {
+		text = strings.NewReplacer(`\r\n`, "\n", `\n`, "\n").Replace(text)
+		seen = append(seen, `with \n escapes`)
+	}
+	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	indented := false
+	for i, l := range lines {
+		if t := strings.TrimSpace(l); t != l {
+			lines[i], indented = t, indented || t != ""
+		}
+	}
+	if indented {
+		seen = append(seen, "with white space around lines")
+	}
+	return strings.Join(lines, "\n"), seen
+}
+
+// pemPublicKey returns the first public key of text: of a PEM block, or of
+// bare base64 DER when text has no BEGIN line.
+func pemPublicKey(text string) (any, error) {
+	if !strings.Contains(text, "-----BEGIN") {
+		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(text), ""))
+		if err != nil {
+			return nil, errors.New("e2ee: no PEM block (no BEGIN line) and not the base64 of a key")
+		}
+		pub, err := derPublicKey(der, "")
+		if err != nil {
+			return nil, fmt.Errorf("e2ee: no PEM block (no BEGIN line), and the base64 %w", err)
+		}
+		return pub, nil
+	}
+	var pub any
+	for rest := []byte(text); ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if strings.Contains(block.Type, "PRIVATE KEY") {
+			// Wherever it stands: private key material has no place in
+			// a client's configuration.
+			return nil, unsuitable(fmt.Sprintf("PEM holds a %s block; a client needs only the public key",
+				quote(block.Type)))
+		}
+		if pub != nil {
+			continue // the first public key is used; later blocks are only checked
+		}
+		switch block.Type {
+		case "PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE":
+		default:
+			continue
+		}
+		var err error
+		if pub, err = derPublicKey(block.Bytes, block.Type); err != nil {
+			return nil, fmt.Errorf("e2ee: PEM %s block: its content %w", quote(block.Type), err)
+		}
+	}
+	if pub == nil {
+		return nil, errors.New("e2ee: no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE PEM block found")
+	}
+	return pub, nil
+}
+
+// derPublicKey returns the public key of der: a certificate's under a
+// CERTIFICATE label, else an SPKI or PKCS#1 public key, whichever label
+// (PUBLIC KEY, RSA PUBLIC KEY, or none) it came under, since pasted keys
+// often have the other one. Its error says what der is not, and names no
+// function of crypto/x509.
+func derPublicKey(der []byte, label string) (any, error) {
+	if label == "CERTIFICATE" {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, errors.New("is not a DER certificate")
+		}
+		return cert.PublicKey, nil
+	}
+	if pub, err := x509.ParsePKIXPublicKey(der); err == nil {
+		return pub, nil
+	}
+	if pub, err := x509.ParsePKCS1PublicKey(der); err == nil {
+		return pub, nil
+	}
+	return nil, errors.New("is neither an SPKI (PUBLIC KEY) nor a PKCS#1 (RSA PUBLIC KEY) public key")
 }
 
 // JWK returns k as a public JWK: kty, kid, use "enc", alg "RSA-OAEP-256", n

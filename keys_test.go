@@ -247,7 +247,12 @@ func TestParsePEM(t *testing.T) {
 		{"public key, then junk", append(pemBlock("PUBLIC KEY", spki), pemBlock("PUBLIC KEY", []byte{0x30, 0x01})...), "k", false, ""},
 		{"EC key", pemBlock("PUBLIC KEY", ecDER), "k", true, "not RSA"},
 		{"1024-bit key", pemBlock("PUBLIC KEY", small), "k", true, "modulus has 1024 bits"},
-		{"not PEM", []byte("hello"), "k", false, "no PUBLIC KEY"},
+		{"not PEM", []byte("hello"), "k", false, "no PEM block (no BEGIN line) and not the base64 of a key"},
+		{"no BEGIN line, base64 of junk", []byte("MAEA"), "k", false, "no PEM block (no BEGIN line), and the base64 is neither an SPKI"},
+		{"corrupt DER, pasted from an environment variable", []byte(`"` + strings.ReplaceAll(string(pemBlock("PUBLIC KEY", []byte{0x30, 0x01})), "\n", `\n`) + `"`), "k", false,
+			`is neither an SPKI (PUBLIC KEY) nor a PKCS#1 (RSA PUBLIC KEY) public key (read as PEM in quotes, with \n escapes)`},
+		{"corrupt DER, indented", []byte(strings.ReplaceAll(string(pemBlock("PUBLIC KEY", []byte{0x30, 0x01})), "\n", "\n    ")), "k", false, "(read as PEM with white space around lines)"},
+		{"corrupt certificate", pemBlock("CERTIFICATE", []byte{0x30, 0x01}), "k", false, `PEM "CERTIFICATE" block: its content is not a DER certificate`},
 		{"corrupt DER", pemBlock("PUBLIC KEY", []byte{0x30, 0x01}), "k", false, `e2ee: PEM "PUBLIC KEY" block: `},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,6 +271,63 @@ func TestParsePEM(t *testing.T) {
 					err, errors.Is(err, ErrUnsuitableKey), tt.reason, tt.unsuitable)
 			}
 		})
+	}
+}
+
+// TestParsePEMAsPasted parses a key in the shapes people paste it in: each
+// gives the key, without the errors of crypto/x509 in any refusal.
+func TestParsePEMAsPasted(t *testing.T) {
+	pub := fixture.Public(fixture.RSA2048A)
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs1 := x509.MarshalPKCS1PublicKey(pub)
+	armoured := string(pemBlock("PUBLIC KEY", spki))
+	escaped := strings.ReplaceAll(strings.TrimSpace(armoured), "\n", `\n`)
+	for _, tt := range []struct{ name, data string }{
+		{"white space around", "\n\n  " + armoured + "  \n\t"},
+		{"indented, as in YAML", strings.ReplaceAll("  "+armoured, "\n", "\n  ")},
+		{"CRLF line ends", strings.ReplaceAll(armoured, "\n", "\r\n")},
+		{`literal \n escapes`, escaped},
+		{`literal \r\n escapes`, strings.ReplaceAll(escaped, `\n`, `\r\n`)},
+		{"in double quotes, with escapes", `"` + escaped + `"`},
+		{"in single quotes", "'" + armoured + "'"},
+		{"bare base64 SPKI", base64.StdEncoding.EncodeToString(spki)},
+		{"bare base64 SPKI on several lines", strings.Join(strings.SplitAfter(base64.StdEncoding.EncodeToString(spki), "AAAA"), "\n")},
+		{"bare base64 PKCS#1", base64.StdEncoding.EncodeToString(pkcs1)},
+		{"SPKI under an RSA PUBLIC KEY label", string(pemBlock("RSA PUBLIC KEY", spki))},
+		{"PKCS#1 under a PUBLIC KEY label", string(pemBlock("PUBLIC KEY", pkcs1))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := ParsePEM([]byte(tt.data), "k")
+			if err != nil {
+				t.Fatalf("ParsePEM = %v", err)
+			}
+			if !k.PublicKey.Equal(pub) {
+				t.Errorf("ParsePEM gave another key")
+			}
+		})
+	}
+	for _, data := range []string{"MAEA", string(pemBlock("PUBLIC KEY", []byte{0x30, 0x01})), string(pemBlock("RSA PUBLIC KEY", []byte{0x30})), string(pemBlock("CERTIFICATE", []byte{1}))} {
+		if _, err := ParsePEM([]byte(data), "k"); err == nil || strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "Parse") {
+			t.Errorf("ParsePEM(%.30q) = %v; want an error that names no crypto/x509 function", data, err)
+		}
+	}
+}
+
+// TestParseKeyGivenPEM checks that ParseKey, given PEM text or the base64
+// of a key, says to use ParsePEM instead of quoting a JSON syntax error.
+func TestParseKeyGivenPEM(t *testing.T) {
+	spki, err := x509.MarshalPKIXPublicKey(fixture.Public(fixture.RSA2048A))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range [][]byte{pemBlock("PUBLIC KEY", spki), []byte("  " + string(pemBlock("RSA PUBLIC KEY", spki))), []byte(base64.StdEncoding.EncodeToString(spki))} {
+		_, err := ParseKey(data)
+		if err == nil || !strings.Contains(err.Error(), "use ParsePEM") || strings.Contains(err.Error(), "invalid character") {
+			t.Errorf("ParseKey(%.20q) = %v; want an error saying to use ParsePEM", data, err)
+		}
 	}
 }
 
@@ -801,7 +863,7 @@ func TestParseErrorsQuoteKeyValues(t *testing.T) {
 		{"kid in a set", fixture.Set(fixture.JWKMembers(pub, map[string]any{"kid": evil, "use": "sig"})), "use is"},
 		{"duplicate name", []byte(`{"keys":[{"\u001b[2J":1,"\u001b[2J":2}]}`), "duplicate member name"},
 		{"raw control character", []byte("{\"kty\":\"RSA\x1b[2J\"}"), "not a JSON object"},
-		{"private PEM in a JWK file", append([]byte("\x1b[2J"), pemBlock("PRIVATE KEY", []byte{1})...), "not a JSON object"},
+		{"private PEM in a JWK file", append([]byte("\x1b[2J"), pemBlock("PRIVATE KEY", []byte{1})...), "not a JWK: use ParsePEM"},
 	}
 	for _, tt := range jwks {
 		t.Run("JWK/"+tt.name, func(t *testing.T) {
