@@ -76,14 +76,15 @@ func run(ctx context.Context, out io.Writer) error {
 	if !ok {
 		return fmt.Errorf("the API received nothing")
 	}
-	fmt.Fprintf(out, "key:  %s, kid %s, %d bits\n\n", keyURL, key.ID, key.PublicKey.N.BitLen())
+	fmt.Fprintf(out, "the API here is a local stand-in (e2eetest, on %s), with a test key: nothing leaves this machine\n\n", api.URL)
+	fmt.Fprintf(out, "key:  %s, kid %s, %d bits (served by the stand-in)\n\n", keyURL, key.ID, key.PublicKey.N.BitLen())
 	fmt.Fprintf(out, "the backend sends:\n%s\n%s\n\n", body, "  ↓")
-	fmt.Fprintf(out, "%s %s (%s)\n%s\n\n", sent.Method, url, resp.Status, indent(sent.Body))
+	fmt.Fprintf(out, "%s %s (%s, from the stand-in)\n%s\n\n", sent.Method, url, resp.Status, indent(sent.Body))
 
 	if header, err := protectedHeader(sent.Body); err == nil {
 		fmt.Fprintf(out, "protected header of each value: %s\n\n", header)
 	}
-	fmt.Fprintf(out, "the API decrypts:\n%s\n", sent.Opened)
+	fmt.Fprintf(out, "the API decrypts (here, the stand-in, with the test key's private half):\n%s\n", sent.Opened)
 	return nil
 }
 
