@@ -83,6 +83,10 @@ func (f *KeyFetcher) request(ctx context.Context, cur *fetchState) (r response) 
 		if errors.As(err, &ue) {
 			err = ue.Err // without the URL, whose query may hold a token
 		}
+		if proxy := f.proxyFor(req); proxy != "" {
+			r.err = fmt.Errorf("e2ee: fetching key from %s through the proxy %s: %w%s", f.logURL, proxy, err, proxyHint(err))
+			return r
+		}
 		r.err = fmt.Errorf("e2ee: fetching key from %s: %w", f.logURL, err)
 		return r
 	}
@@ -148,4 +152,35 @@ func (f *KeyFetcher) headerTTL(h http.Header, now time.Time) (time.Duration, boo
 // reused; the caller closes it.
 func drain(body io.Reader) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainBytes))
+}
+
+// proxyFor returns the host and port of the proxy that the fetcher's
+// client sends req through, or "" for none or when it cannot tell (a
+// Transport other than *http.Transport). The proxy URL's user information
+// is left out.
+func (f *KeyFetcher) proxyFor(req *http.Request) string {
+	tr, ok := f.client.Transport.(*http.Transport)
+	if f.client.Transport == nil {
+		tr, ok = http.DefaultTransport.(*http.Transport)
+	}
+	if !ok || tr.Proxy == nil {
+		return ""
+	}
+	u, err := tr.Proxy(req)
+	if err != nil || u == nil {
+		return ""
+	}
+	return u.Host
+}
+
+// proxyHint says whose answer err is when it is what net/http reports of a
+// proxy that refused to CONNECT: the proxy's status text alone, as
+// "Forbidden", which reads as the key endpoint's answer.
+func proxyHint(err error) string {
+	for code := 400; code < 600; code++ {
+		if text := http.StatusText(code); text != "" && err.Error() == text {
+			return fmt.Sprintf(" (the proxy answered %d %s to CONNECT: the key endpoint was not reached)", code, text)
+		}
+	}
+	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -430,4 +431,36 @@ func TestKeyFetcherKeepsTheSameKeyValue(t *testing.T) {
 			t.Errorf("Refresh of an unchanged key gave a new *Key")
 		}
 	})
+}
+
+// TestFetchThroughRefusingProxy fetches the key through a proxy that
+// refuses to CONNECT: the error names the proxy, without its credentials,
+// and says that the answer is the proxy's, not the key endpoint's.
+func TestFetchThroughRefusingProxy(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{http.StatusForbidden, http.StatusProxyAuthRequired} {
+		proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodConnect {
+				t.Errorf("the proxy got %s; want CONNECT", r.Method)
+			}
+			w.WriteHeader(code)
+		}))
+		defer proxy.Close()
+		proxyURL, err := url.Parse(proxy.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxyURL.User = url.UserPassword("proxyuser", "proxy-S3cret")
+		client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+		f := newTestFetcher(t, "https://keys.example/key", &FetcherConfig{HTTPClient: client})
+		_, err = f.Key(context.Background())
+		want := fmt.Sprintf("e2ee: fetching key from https://keys.example/key through the proxy %s: %s "+
+			"(the proxy answered %d %s to CONNECT: the key endpoint was not reached)", proxyURL.Host, http.StatusText(code), code, http.StatusText(code))
+		if err == nil || err.Error() != want {
+			t.Errorf("Key() through a proxy answering %d = %v; want %q", code, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "proxy-S3cret") {
+			t.Errorf("the error carries the proxy's password: %v", err)
+		}
+	}
 }
