@@ -68,8 +68,8 @@ func (r Request) clone() Request {
 }
 
 // serveAPI is the stand-in for the API: it reads and opens the body, records
-// the request, and answers as told.
-func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
+// the request, and answers as told. It returns the record.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) Request {
 	rec := Request{
 		Method:   r.Method,
 		Host:     r.Host,
@@ -133,9 +133,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if handler != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		handler.ServeHTTP(w, r)
-		return
+		return rec
 	}
 	reply.write(w)
+	return rec
 }
 
 // Handle makes handler answer the requests that pattern matches, in

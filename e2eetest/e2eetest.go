@@ -31,6 +31,10 @@
 //	r, ok := srv.LastRequest()
 //	// r.Decrypted["/password"] is the password as the API would read it.
 //
+// [Server.ServeRequest] serves the same on a listener of one's own, for
+// clients that are not Go tests: the e2ee command's standin serves it so,
+// for apps in any language.
+//
 // # Keys
 //
 // Every Server of a process serves the same sequence of keys, one at a time:
@@ -119,7 +123,9 @@ func NewServer() *Server {
 		reply:     answer{status: http.StatusOK, body: "{}"},
 	}
 	cert := kitCertificate()
-	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r)
+	}))
 	s.ts.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	s.ts.StartTLS()
 	s.URL = s.ts.URL
@@ -188,15 +194,40 @@ func (s *Server) Close() {
 	})
 }
 
-// serveHTTP sends GET and HEAD requests of the key paths to the key endpoint
-// and everything else to the stand-in for the API.
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeRequest answers r as the server answers the requests it receives,
+// and returns what the stand-in for the API recorded of it: the [Request]
+// that [Server.Requests] lists, and true; or false for a GET or HEAD request
+// of the key endpoint, which is not recorded. It lets a program serve the
+// server on a listener of its own, such as another address, plain HTTP or a
+// certificate of its own (as the standin command of cmd/e2ee does), from a
+// handler that wraps it and so sees each request with its record and, by
+// wrapping w, its status, however many requests are served at once:
+//
+//	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		rec, ok := srv.ServeRequest(w, r)
+//		if ok {
+//			log.Printf("%s %s: cleartext %q", r.Method, r.URL.Path, rec.Cleartext)
+//		}
+//	})
+//
+// The server goes on serving at URL too. The result is a copy: changing it
+// changes nothing in the server. Like the rest of the package, it is for
+// tests and test tools only: the server's private keys are public.
+func (s *Server) ServeRequest(w http.ResponseWriter, r *http.Request) (Request, bool) {
+	rec, ok := s.serve(w, r)
+	return rec.clone(), ok
+}
+
+// serve sends GET and HEAD requests of the key paths to the key endpoint
+// and everything else to the stand-in for the API, and returns the record
+// of the request as ServeRequest does, but shared with the server's.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) (Request, bool) {
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
 		(r.URL.Path == "/" || strings.HasSuffix(r.URL.Path, keyPath)) {
 		s.serveKey(w, r)
-		return
+		return Request{}, false
 	}
-	s.serveAPI(w, r)
+	return s.serveAPI(w, r), true
 }
 
 // newTransport returns a transport that dials addr whatever address a

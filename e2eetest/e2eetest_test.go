@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -226,5 +227,123 @@ func TestClientRefusesPlainHTTP(t *testing.T) {
 	}
 	if srv.APIRequests() != 0 {
 		t.Errorf("APIRequests() = %d; want 0", srv.APIRequests())
+	}
+}
+
+// statusRecorder is an http.ResponseWriter that remembers the status written.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// TestServeRequest serves the server from a plain HTTP listener of another
+// server, concurrent requests at a time: each handler gets the record of its
+// own request, with the status it was answered, and key requests no record.
+func TestServeRequest(t *testing.T) {
+	srv := newServer(t)
+	type observation struct {
+		want   string // the X-Want header of the request: its password, or "key"
+		rec    Request
+		ok     bool
+		status int
+	}
+	var (
+		mu   sync.Mutex
+		seen []observation
+	)
+	own := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusRecorder{ResponseWriter: w}
+		rec, ok := srv.ServeRequest(sw, r)
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, observation{r.Header.Get("X-Want"), rec, ok, sw.status})
+	}))
+	defer own.Close()
+
+	// Even requests carry their password encrypted, odd ones in cleartext.
+	const n = 24
+	var reqs []*http.Request
+	for i := range n {
+		password := "hunter" + strconv.Itoa(i)
+		value := password
+		if i%2 == 0 {
+			value = encrypt(t, srv.Key(), password)
+		}
+		post := must(http.NewRequest(http.MethodPost, own.URL+"/2.0/users/me/connections",
+			strings.NewReader(`{"id_connector":40,"password":"`+value+`"}`)))
+		post.Header.Set("X-Want", password)
+		post.Header.Set("Content-Type", "application/json")
+		get := must(http.NewRequest(http.MethodGet, own.URL+"/2.0/publickey", nil))
+		get.Header.Set("X-Want", "key")
+		reqs = append(reqs, post, get)
+	}
+	var wg sync.WaitGroup
+	for _, req := range reqs {
+		wg.Go(func() {
+			resp, err := own.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2*n {
+		t.Fatalf("the handler saw %d requests; want %d", len(seen), 2*n)
+	}
+	for _, s := range seen {
+		if s.want == "key" {
+			if s.ok || s.status != http.StatusOK {
+				t.Errorf("key request: ServeRequest = _, %v, status %d; want false, 200", s.ok, s.status)
+			}
+			continue
+		}
+		i, _ := strconv.Atoi(strings.TrimPrefix(s.want, "hunter"))
+		switch {
+		case !s.ok:
+			t.Errorf("request %d: ServeRequest = _, false; want its record", i)
+		case s.rec.Header.Get("X-Want") != s.want:
+			t.Errorf("request %d: got the record of request %s", i, s.rec.Header.Get("X-Want"))
+		case i%2 == 0 && (s.status != http.StatusOK || s.rec.Decrypted["/password"] != s.want || s.rec.Cleartext != nil):
+			t.Errorf("encrypted request %d: status %d, Decrypted %v, Cleartext %q; want 200 and its password decrypted",
+				i, s.status, s.rec.Decrypted, s.rec.Cleartext)
+		case i%2 == 1 && (s.status != http.StatusBadRequest || len(s.rec.Decrypted) != 0 || !slices.Equal(s.rec.Cleartext, []string{"/password"})):
+			t.Errorf("cleartext request %d: status %d, Decrypted %v, Cleartext %q; want 400 and /password in cleartext",
+				i, s.status, s.rec.Decrypted, s.rec.Cleartext)
+		}
+	}
+	if srv.APIRequests() != n || srv.KeyRequests() != n {
+		t.Errorf("APIRequests() = %d, KeyRequests() = %d; want %d each", srv.APIRequests(), srv.KeyRequests(), n)
+	}
+
+	// The record returned is a copy.
+	for _, s := range seen {
+		if s.ok {
+			s.rec.Header.Set("X-Changed", "1")
+		}
+	}
+	for _, r := range srv.Requests() {
+		if r.Header.Get("X-Changed") != "" {
+			t.Errorf("changing the record ServeRequest returned changed the server's")
+		}
 	}
 }

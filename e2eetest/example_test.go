@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"time"
 
@@ -214,4 +215,43 @@ func ExampleServer_Strict() {
 	// 400 Bad Request
 	// [/login /password]
 	// e2eetest: the API refuses what an e2ee.Transport would not send: e2ee: designated value in cleartext: /*, /* (request not sent: route "/users/{user}/connections")
+}
+
+// ServeRequest serves the stand-in on a listener of one's own, here plain
+// HTTP, from a handler that sees each request with its record, as the
+// e2ee command's standin does to log them.
+func ExampleServer_ServeRequest() {
+	srv := e2eetest.NewServer()
+	defer srv.Close()
+
+	lines := make(chan string, 1)
+	own := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec, ok := srv.ServeRequest(w, r)
+		if !ok {
+			lines <- fmt.Sprintln(r.Method, r.URL.Path, "(the key)")
+			return
+		}
+		lines <- fmt.Sprintln(r.Method, r.URL.Path, "cleartext:", rec.Cleartext, "decrypted:", len(rec.Decrypted))
+	}))
+	defer own.Close()
+
+	resp, err := http.Get(own.URL + "/2.0/publickey")
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Print(<-lines)
+
+	resp, err = http.Post(own.URL+"/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"id_connector":40,"login":"john.doe","password":"hunter2"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Print(<-lines)
+	fmt.Println(resp.Status)
+	// Output:
+	// GET /2.0/publickey (the key)
+	// POST /2.0/users/me/connections cleartext: [/login /password] decrypted: 0
+	// 400 Bad Request
 }

@@ -1,20 +1,51 @@
 // Command e2ee encrypts, checks and inspects end-to-end encrypted request
-// bodies from the command line.
+// bodies from the command line, and serves a stand-in for the API that apps
+// in any language can test against.
 //
 // Usage:
 //
-//	e2ee encrypt (--key URL|FILE | --powens DOMAIN) (--field PATTERN ... | --request NAME) < body.json
-//	e2ee check (--field PATTERN ... | --request NAME) < body.json
+//	e2ee encrypt (--key URL|FILE | --powens DOMAIN) (--field PATTERN ... | --request NAME) [BODY]
+//	e2ee check (--field PATTERN ... | --request NAME) [BODY]
 //	e2ee key (URL|FILE | --powens DOMAIN)
+//	e2ee standin [--addr HOST:PORT] [--http | --cert FILE] [--show-values]
 //	e2ee version
 //
 // encrypt prints the body with every designated string replaced by its JWE.
 // check exits with status 1, naming the fields still in cleartext, when a
-// designated value is not a JWE. key prints the key's kid, modulus size,
-// RFC 7638 thumbprint and whether it is eligible, with the thumbprint in the
-// form to paste into e2ee.FetcherConfig.Thumbprints to pin the key, and
-// exits with status 1 when it is not eligible. version prints the module
-// version the command was built from.
+// designated value is not a JWE. Both read the body from the file BODY, or
+// from standard input without one (or with BODY "-"); a body in both is a
+// usage error, and so is none (standard input a terminal or empty). key
+// prints the key's kid, modulus size, RFC 7638 thumbprint and whether it is
+// eligible, with the thumbprint in the form to paste into
+// e2ee.FetcherConfig.Thumbprints to pin the key, and exits with status 1
+// when it is not eligible. version prints the module version the command
+// was built from. Flags and arguments may come in any order; after "--",
+// everything is an argument.
+//
+// standin serves the stand-in for the API of package e2eetest, on loopback,
+// for clients that are not Go tests: web pages, mobile apps in emulators,
+// programs in any language (see docs/standin.md). It serves the public key
+// at /2.0/publickey, decrypts what it receives, and refuses with 400 a
+// credential request with a credential in cleartext, as the API does. It
+// listens on --addr (default 127.0.0.1:8443; port 0 picks a free one), which
+// must be loopback (127.0.0.0/8, ::1, localhost) unless
+// --listen-beyond-loopback says otherwise. It serves HTTPS with a
+// self-signed certificate for 127.0.0.1, ::1 and localhost, new at each
+// start, written PEM to --cert (default: a new file in the temporary
+// directory, removed on exit), or plain HTTP with --http. Its first line on
+// standard output is the base URL, such as https://127.0.0.1:8443; then
+// comes one line per request, written when it is answered: method, path
+// (without the query) and status, and for a request with credential fields
+// the JSON Pointers of those that arrived encrypted and those in cleartext:
+//
+//	POST /2.0/users/me/connections 200 encrypted: /login, /password; cleartext: none
+//
+// With --show-values, each field's value follows its pointer, decrypted,
+// marked as a test value: /password="hunter2" (test value). Requests are
+// served concurrently, each line with its own request's record. It runs
+// until SIGINT (Ctrl-C) or SIGTERM, then exits with status 0; it does not
+// read standard input, so it runs in the background too. Its private keys
+// are public test keys: send it test credentials only.
 //
 // A key is a URL (https, or http on loopback; its scheme in any letter case,
 // white space around it ignored) serving a JWK or JWK Set, or a file holding
@@ -47,6 +78,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -58,7 +90,7 @@ import (
 const maxInput = 16 << 20
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -83,14 +115,23 @@ var errHelp = errors.New("help")
 var usage = sync.OnceValue(func() string {
 	var b strings.Builder
 	b.WriteString(`usage:
-  e2ee encrypt (--key URL|FILE | --powens DOMAIN) (--field PATTERN ... | --request NAME) < body.json
-  e2ee check (--field PATTERN ... | --request NAME) < body.json
+  e2ee encrypt (--key URL|FILE | --powens DOMAIN) (--field PATTERN ... | --request NAME) [BODY]
+  e2ee check (--field PATTERN ... | --request NAME) [BODY]
   e2ee key (URL|FILE | --powens DOMAIN)
+  e2ee standin [--addr HOST:PORT] [--http | --cert FILE] [--show-values]
   e2ee version
+
+encrypt and check read the body from the file BODY, or from standard input.
+standin serves a stand-in for the API, with public test keys, until SIGINT
+or SIGTERM: the base URL, then one line per request, on standard output.
 
 flags:
 `)
 	fs := newOptions("").fs
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	b.WriteString("\nstandin flags:\n")
+	fs = newStandinOptions().fs
 	fs.SetOutput(&b)
 	fs.PrintDefaults()
 	return b.String()
@@ -110,6 +151,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = check(args[1:], stdin, stderr)
 	case "key":
 		err = inspectKey(ctx, args[1:], stdout)
+	case "standin":
+		err = standin(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "e2ee", version())
 	case "help", "-h", "-help", "--help":
@@ -167,6 +210,7 @@ func (h *headers) Set(v string) error {
 // options are the flags the commands share.
 type options struct {
 	fs      *flag.FlagSet
+	args    []string // the arguments that are not flags, wherever they came
 	fields  patterns
 	request string
 	key     string
@@ -189,14 +233,30 @@ func newOptions(name string) *options {
 	return o
 }
 
+// parse parses args, flags and arguments in any order: the flag package
+// stops at the first argument, so parsing goes on after each. After "--",
+// everything is an argument.
 func (o *options) parse(args []string) error {
-	err := o.fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return errHelp
-	case err != nil:
-		return usagef("%v", err)
-	case o.header.bad > 0:
+	for {
+		err := o.fs.Parse(args)
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return errHelp
+		case err != nil:
+			return usagef("%v", err)
+		}
+		rest := o.fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			o.args = append(o.args, rest...)
+			break
+		}
+		o.args = append(o.args, rest[0])
+		args = rest[1:]
+	}
+	if o.header.bad > 0 {
 		return usagef(`--header wants "Name: value"`)
 	}
 	return nil
@@ -244,15 +304,15 @@ func requestNames() string {
 	return strings.Join(names, ", ")
 }
 
-// keyLocation returns where the key is: --key, the positional argument, or
-// the --powens domain's key URL.
-func (o *options) keyLocation() (string, error) {
+// keyLocation returns where the key is: --key, the argument (args, for e2ee
+// key), or the --powens domain's key URL.
+func (o *options) keyLocation(args []string) (string, error) {
 	loc := o.key
-	if o.fs.NArg() > 0 {
-		if loc != "" || o.fs.NArg() > 1 {
+	if len(args) > 0 {
+		if loc != "" || len(args) > 1 {
 			return "", usagef("more than one key given")
 		}
-		loc = o.fs.Arg(0)
+		loc = args[0]
 	}
 	if o.domain != "" {
 		if loc != "" {
@@ -268,8 +328,11 @@ func (o *options) keyLocation() (string, error) {
 		}
 		return u, nil
 	}
-	if loc == "" {
+	switch {
+	case loc == "" && o.fs.Name() == "key":
 		return "", usagef("no key: give a URL, a FILE or --powens DOMAIN")
+	case loc == "":
+		return "", usagef("no key: give --key URL|FILE or --powens DOMAIN")
 	}
 	return loc, nil
 }
@@ -366,6 +429,78 @@ func readAll(name string, r io.Reader) ([]byte, error) {
 	return data, nil
 }
 
+// bodyFile returns the name of the file that holds the body, from the
+// arguments of encrypt or check, or "" for standard input. A body in a file
+// and on standard input both, or in neither, is a usage error; so is an
+// argument that is a URL or JSON text rather than a file name. No message
+// shows the argument, which may be a credential pasted in the wrong place.
+func (o *options) bodyFile(stdin io.Reader) (string, error) {
+	switch {
+	case len(o.args) > 1:
+		return "", usagef("%d arguments: give one BODY file, or the body on standard input", len(o.args))
+	case len(o.args) == 0 || o.args[0] == "-":
+		if !stdinHasData(stdin) {
+			return "", usagef("no body: give a BODY file, or the body on standard input (it is empty or a terminal)")
+		}
+		return "", nil
+	}
+	arg := o.args[0]
+	if _, ok := keyURL(arg); ok {
+		if o.fs.Name() == "check" {
+			return "", usagef("the argument is a URL, not a BODY file: check needs no key")
+		}
+		return "", usagef("the argument is a URL, not a BODY file: give a key URL as --key URL")
+	}
+	if t := strings.TrimSpace(arg); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") || strings.HasPrefix(t, `"`) {
+		return "", usagef("the argument is JSON text, not a BODY file name: give the body in a file, or on standard input")
+	}
+	if stdinHasData(stdin) {
+		return "", usagef("two bodies: a BODY file and standard input; give one (a BODY of - reads standard input)")
+	}
+	return arg, nil
+}
+
+// stdinHasData reports whether standard input may hold a body, as far as can
+// be told without reading it: not a terminal, nor an empty file. A pipe may
+// hold one.
+func stdinHasData(r io.Reader) bool {
+	switch r := r.(type) {
+	case nil:
+		return false
+	case *os.File:
+		fi, err := r.Stat()
+		switch {
+		case err != nil:
+			return false // closed
+		case fi.Mode()&os.ModeCharDevice != 0:
+			return false // a terminal, or /dev/null
+		case fi.Mode().IsRegular():
+			return fi.Size() > 0
+		}
+		return true
+	case interface{ Len() int }: // a strings.Reader or bytes.Buffer, in tests
+		return r.Len() > 0
+	}
+	return true
+}
+
+// readBody reads the body from the file name, or from stdin when name is "".
+// Its messages do not show name.
+func readBody(name string, stdin io.Reader) ([]byte, error) {
+	body, err := readAll(name, stdin)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // without the name
+		}
+		if name != "" {
+			return nil, fmt.Errorf("e2ee: reading the body file: %w", err)
+		}
+		return nil, fmt.Errorf("e2ee: reading the body: %w", err)
+	}
+	return body, nil
+}
+
 func encrypt(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	o := newOptions("encrypt")
 	if err := o.parse(args); err != nil {
@@ -374,7 +509,14 @@ func encrypt(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if _, err := o.patterns(); err != nil {
 		return err
 	}
-	loc, err := o.keyLocation()
+	if o.key == "" && o.domain == "" && len(o.args) > 0 {
+		return usagef("no key: give --key URL|FILE or --powens DOMAIN (an argument is the BODY file, not the key)")
+	}
+	loc, err := o.keyLocation(nil)
+	if err != nil {
+		return err
+	}
+	name, err := o.bodyFile(stdin)
 	if err != nil {
 		return err
 	}
@@ -386,9 +528,9 @@ func encrypt(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	body, err := readAll("", stdin)
+	body, err := readBody(name, stdin)
 	if err != nil {
-		return fmt.Errorf("e2ee: reading the body: %w", err)
+		return err
 	}
 	out, err := p.Encrypt(ctx, body)
 	if err != nil {
@@ -405,16 +547,20 @@ func check(args []string, stdin io.Reader, stderr io.Writer) error {
 	if err := o.parse(args); err != nil {
 		return err
 	}
-	if o.fs.NArg() > 0 || o.key != "" || o.domain != "" {
+	if o.key != "" || o.domain != "" {
 		return usagef("check needs no key")
 	}
 	p, err := o.payload(nil)
 	if err != nil {
 		return err
 	}
-	body, err := readAll("", stdin)
+	name, err := o.bodyFile(stdin)
 	if err != nil {
-		return fmt.Errorf("e2ee: reading the body: %w", err)
+		return err
+	}
+	body, err := readBody(name, stdin)
+	if err != nil {
+		return err
 	}
 	if err := p.Check(body); err != nil {
 		return err
@@ -428,7 +574,7 @@ func inspectKey(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := o.parse(args); err != nil {
 		return err
 	}
-	loc, err := o.keyLocation()
+	loc, err := o.keyLocation(o.args)
 	if err != nil {
 		return err
 	}
