@@ -622,6 +622,7 @@ func wrongKeyWrapping(priv *rsa.PrivateKey, encryptedKey []byte) string {
 			return "encrypted key is wrapped with " + w.what + "; want RSA-OAEP with SHA-256 and MGF1-SHA-256"
 		}
 	}
+	//lint:ignore SA1019 telling an implementation that it used PKCS #1 v1.5 needs the decryption it should not use
 	if _, err := rsa.DecryptPKCS1v15(nil, priv, encryptedKey); err == nil {
 		return "encrypted key is wrapped with RSA PKCS #1 v1.5; want RSA-OAEP with SHA-256 and MGF1-SHA-256"
 	}
