@@ -306,11 +306,11 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 			return nil, "", errors.New("key_ops allows neither \"encrypt\" nor \"wrapKey\"")
 		}
 	}
-	alg, _, err := optionalString(obj, "alg")
+	alg, hasAlg, err := optionalString(obj, "alg")
 	if err != nil {
 		return nil, "", err
 	}
-	if alg != "" && alg != algOAEP256 && alg != algOAEP {
+	if hasAlg && alg != algOAEP256 && alg != algOAEP {
 		return nil, "", fmt.Errorf("alg is %s, want \"RSA-OAEP-256\" or \"RSA-OAEP\"", quote(alg))
 	}
 	kid, _, err := optionalString(obj, "kid")

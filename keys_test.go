@@ -47,6 +47,8 @@ func TestParseKeyRefusesIneligible(t *testing.T) {
 		{"use sig", fixture.JWK(pub, map[string]any{"kid": "k", "use": "sig"}), true, `use is "sig", want "enc"`},
 		{"alg RSA1_5", fixture.JWK(pub, map[string]any{"kid": "k", "alg": "RSA1_5"}), true, `alg is "RSA1_5"`},
 		{"alg RS256", fixture.JWK(pub, map[string]any{"kid": "k", "alg": "RS256"}), true, `alg is "RS256"`},
+		{"alg empty", fixture.JWK(pub, map[string]any{"kid": "k", "alg": ""}), true, `alg is ""`},
+		{"alg null", []byte(`{"kty":"RSA","kid":"k","alg":null,"e":"AQAB","n":"` + fixture.B64(pub.N.Bytes()) + `"}`), true, `alg is ""`},
 		{"alg not a string", fixture.JWK(pub, map[string]any{"kid": "k", "alg": 7}), true, "alg is not a string"},
 		{"key_ops verify", fixture.JWK(pub, map[string]any{"kid": "k", "key_ops": []string{"verify"}}), true, "key_ops allows neither"},
 		{"key_ops not an array", fixture.JWK(pub, map[string]any{"kid": "k", "key_ops": "encrypt"}), true, "key_ops is not an array"},

@@ -416,8 +416,8 @@ function checkJWK(jwk) {
     if (!Array.isArray(ops) || !ops.every((o) => typeof o === "string")) throw "key_ops is not an array of strings";
     if (!ops.includes("encrypt") && !ops.includes("wrapKey")) throw `key_ops allows neither "encrypt" nor "wrapKey"`;
   }
-  const alg = optionalString(jwk, "alg") ?? "";
-  if (alg !== "" && alg !== ALG && alg !== "RSA-OAEP") throw `alg is ${quote(alg)}, want "RSA-OAEP-256" or "RSA-OAEP"`;
+  const alg = optionalString(jwk, "alg");
+  if (alg !== undefined && alg !== ALG && alg !== "RSA-OAEP") throw `alg is ${quote(alg)}, want "RSA-OAEP-256" or "RSA-OAEP"`;
   const kid = optionalString(jwk, "kid") ?? "";
   if (kid === "") throw "kid is missing or empty";
   if (!wellFormed(kid)) throw "kid is not well-formed Unicode";
