@@ -26,13 +26,25 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
-// The provider's request shapes: every member but the structural ones.
+// The provider's request shapes, from testdata/powens-fields.json, which
+// package powens's tests keep equal to powens.Fields (this package's tests
+// cannot import powens): every member but the structural ones.
 var (
-	connectionCreateFields = []string{"/*", "!/id_connector", "!/connector_uuid", "!/source", "!/id_provider", "!/id_bank"}
-	connectionUpdateFields = []string{"/*", "!/source", "!/active", "!/expire", "!/resume", "!/refresh_auth"}
-	transferUpdateFields   = []string{"/*", "!/id_account", "!/amount", "!/label", "!/beneficiary_type",
-		"!/id_recipient", "!/beneficiary_number", "!/beneficiary_label", "!/validated"}
-	paymentValidationFields = []string{"/fields/*"}
+	powensFields = sync.OnceValue(func() map[string][]string {
+		data, err := os.ReadFile("testdata/powens-fields.json")
+		if err != nil {
+			panic(err)
+		}
+		var fields map[string][]string
+		if err := json.Unmarshal(data, &fields); err != nil {
+			panic(err)
+		}
+		return fields
+	})
+	connectionCreateFields  = powensFields()["connection-create"]
+	connectionUpdateFields  = powensFields()["connection-update"]
+	transferUpdateFields    = powensFields()["transfer-update"]
+	paymentValidationFields = powensFields()["payment-validation"]
 )
 
 // testEncryptor encrypts with the 2048-bit fixture key A.

@@ -3,8 +3,12 @@ package powens_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"flag"
 	"io"
 	"net/http"
+	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -263,5 +267,39 @@ func TestRoutesEncryptNewConnectorFields(t *testing.T) {
 	}
 	if bytes.Contains(out, []byte("s3cr3t")) {
 		t.Errorf("an unknown connector field left in cleartext: %s", out)
+	}
+}
+
+// updateFields rewrites ../testdata/powens-fields.json from Fields.
+var updateFields = flag.Bool("update-fields", false, "rewrite ../testdata/powens-fields.json from Fields")
+
+// TestFieldsFile keeps ../testdata/powens-fields.json equal to Fields: the
+// tests that cannot import this package (the root package's own, e2ee.js's)
+// read the deny-lists from it, so that they live once.
+func TestFieldsFile(t *testing.T) {
+	const file = "../testdata/powens-fields.json"
+	want := map[string][]string{}
+	for _, r := range powens.Requests() {
+		want[string(r)] = powens.Fields(r)
+	}
+	if *updateFields {
+		data, err := json.MarshalIndent(want, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, append(data, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string][]string
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %v; want %v (go test ./powens -run TestFieldsFile -update-fields)", file, got, want)
 	}
 }
