@@ -10,6 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/credseal/e2ee/internal/keyurl"
+	"github.com/credseal/e2ee/internal/redact"
 )
 
 // ErrKeyStale indicates that a [KeyFetcher] has no key it may still use. It
@@ -147,7 +150,7 @@ type KeyStatus struct {
 // fails the fetch. After those checks, the client's own CheckRedirect, if
 // any, is consulted.
 func NewKeyFetcher(rawURL string, cfg *FetcherConfig) (*KeyFetcher, error) {
-	u, err := parseKeyURL(rawURL)
+	u, err := keyurl.Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
@@ -157,10 +160,10 @@ func NewKeyFetcher(rawURL string, cfg *FetcherConfig) (*KeyFetcher, error) {
 	}
 	f := &KeyFetcher{
 		url:    rawURL,
-		logURL: safeURL(u),
+		logURL: redact.URL(u),
 		cfg:    c,
 		pin:    pin,
-		client: fetchClient(c.HTTPClient),
+		client: keyurl.Client(c.HTTPClient),
 		jitter: equalJitter,
 	}
 	f.life, f.cancel = context.WithCancel(context.Background())
@@ -232,7 +235,7 @@ func (f *KeyFetcher) fetchKey(ctx context.Context, s *fetchState) (*Key, error) 
 	}
 	return nil, &contextError{cause: err, kind: ErrKeyStale, context: fmt.Sprintf(
 		"the last good key, %s, is stale: it expired at %s, more than MaxStale (%v) ago",
-		quote(s.key.ID), s.expires.UTC().Format(time.RFC3339), f.cfg.MaxStale)}
+		redact.Quote(s.key.ID), s.expires.UTC().Format(time.RFC3339), f.cfg.MaxStale)}
 }
 
 // Refresh fetches the key again, even though the cached one has not expired,

@@ -18,6 +18,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/credseal/e2ee/internal/redact"
 )
 
 // ErrUnsuitableKey indicates that a key cannot be used to encrypt for the API:
@@ -258,9 +260,9 @@ func duplicateName(err error) string {
 	}
 	where := "the key"
 	if parent := se.JSONPointer.Parent(); parent != "" {
-		where = quote(string(parent))
+		where = redact.Quote(string(parent))
 	}
-	return fmt.Sprintf("duplicate member name %s in %s", quote(se.JSONPointer.LastToken()), where)
+	return fmt.Sprintf("duplicate member name %s in %s", redact.Quote(se.JSONPointer.LastToken()), where)
 }
 
 const (
@@ -290,12 +292,12 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 		return nil, "", err
 	}
 	if kty != "RSA" {
-		return nil, "", fmt.Errorf("kty is %s, want \"RSA\"", quote(kty))
+		return nil, "", fmt.Errorf("kty is %s, want \"RSA\"", redact.Quote(kty))
 	}
 	if use, ok, err := optionalString(obj, "use"); err != nil {
 		return nil, "", err
 	} else if ok && use != "enc" {
-		return nil, "", fmt.Errorf("use is %s, want \"enc\"", quote(use))
+		return nil, "", fmt.Errorf("use is %s, want \"enc\"", redact.Quote(use))
 	}
 	if raw, ok := obj["key_ops"]; ok {
 		var ops []string
@@ -311,7 +313,7 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 		return nil, "", err
 	}
 	if hasAlg && alg != algOAEP256 && alg != algOAEP {
-		return nil, "", fmt.Errorf("alg is %s, want \"RSA-OAEP-256\" or \"RSA-OAEP\"", quote(alg))
+		return nil, "", fmt.Errorf("alg is %s, want \"RSA-OAEP-256\" or \"RSA-OAEP\"", redact.Quote(alg))
 	}
 	kid, _, err := optionalString(obj, "kid")
 	if err != nil {
@@ -380,16 +382,7 @@ func kidSuffix(obj map[string]jsontext.Value) string {
 	if !ok || err != nil {
 		return ""
 	}
-	return " (kid " + quote(kid) + ")"
-}
-
-// quote quotes s for an error message, cut to a readable length.
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return fmt.Sprintf("%q", s)
+	return " (kid " + redact.Quote(kid) + ")"
 }
 
 // ParsePEM parses a PEM "PUBLIC KEY" (SPKI), "RSA PUBLIC KEY" (PKCS#1) or
@@ -503,7 +496,7 @@ func pemPublicKey(text string) (any, error) {
 			// Wherever it stands: private key material has no place in
 			// a client's configuration.
 			return nil, unsuitable(fmt.Sprintf("PEM holds a %s block; a client needs only the public key",
-				quote(block.Type)))
+				redact.Quote(block.Type)))
 		}
 		if pub != nil {
 			continue // the first public key is used; later blocks are only checked
@@ -515,7 +508,7 @@ func pemPublicKey(text string) (any, error) {
 		}
 		var err error
 		if pub, err = derPublicKey(block.Bytes, block.Type); err != nil {
-			return nil, fmt.Errorf("e2ee: PEM %s block: its content %w", quote(block.Type), err)
+			return nil, fmt.Errorf("e2ee: PEM %s block: its content %w", redact.Quote(block.Type), err)
 		}
 	}
 	if pub == nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/credseal/e2ee/internal/redact"
 )
 
 // thumbprintLen is the length of a base64url-encoded SHA-256 thumbprint.
@@ -34,10 +36,10 @@ func newKeyPin(kid string, thumbprints []string) (keyPin, error) {
 func checkThumbprint(tp string) error {
 	if len(tp) != thumbprintLen || strings.ContainsAny(tp, "=+/") {
 		return fmt.Errorf("%s is not a SHA-256 thumbprint: want %d base64url characters, as Key.Thumbprint gives",
-			quote(tp), thumbprintLen)
+			redact.Quote(tp), thumbprintLen)
 	}
 	if _, err := base64.RawURLEncoding.Strict().DecodeString(tp); err != nil {
-		return fmt.Errorf("%s is not a SHA-256 thumbprint: not base64url", quote(tp))
+		return fmt.Errorf("%s is not a SHA-256 thumbprint: not base64url", redact.Quote(tp))
 	}
 	return nil
 }
@@ -46,7 +48,7 @@ func checkThumbprint(tp string) error {
 // errors are bare reasons, without prefix, like those of parseJWK.
 func (p keyPin) check(k *Key) error {
 	if p.kid != "" && k.ID != p.kid {
-		return fmt.Errorf("kid %s is not the pinned kid %s", quote(k.ID), quote(p.kid))
+		return fmt.Errorf("kid %s is not the pinned kid %s", redact.Quote(k.ID), redact.Quote(p.kid))
 	}
 	if len(p.thumbprints) == 0 {
 		return nil

@@ -14,6 +14,8 @@ import (
 	"unicode"
 
 	"golang.org/x/net/idna"
+
+	"github.com/credseal/e2ee/internal/redact"
 )
 
 // Route designates the requests whose bodies a [Transport] encrypts or checks.
@@ -125,9 +127,9 @@ func parsePattern(s string) (routePattern, error) {
 	}
 	if p.method != "" && !slices.Contains(methods, p.method) {
 		if up := strings.ToUpper(p.method); slices.Contains(methods, up) {
-			return p, fmt.Errorf("method %s must be upper case: %s", quote(p.method), up)
+			return p, fmt.Errorf("method %s must be upper case: %s", redact.Quote(p.method), up)
 		}
-		return p, fmt.Errorf("unknown method %s (want one of %s)", quote(p.method), strings.Join(methods, ", "))
+		return p, fmt.Errorf("unknown method %s (want one of %s)", redact.Quote(p.method), strings.Join(methods, ", "))
 	}
 	i := strings.IndexByte(rest, '/')
 	if i < 0 {
@@ -151,18 +153,18 @@ func checkPatternHost(h string) error {
 	}
 	switch {
 	case strings.ContainsAny(h, "[]"):
-		return fmt.Errorf("host %s: brackets (IPv6 addresses) are not supported", quote(h))
+		return fmt.Errorf("host %s: brackets (IPv6 addresses) are not supported", redact.Quote(h))
 	case strings.Contains(h, ":"):
-		return fmt.Errorf("host %s has a port: drop it (routes match every port)", quote(h))
+		return fmt.Errorf("host %s has a port: drop it (routes match every port)", redact.Quote(h))
 	case strings.HasSuffix(h, "."):
-		return fmt.Errorf("host %s ends with a dot: drop it (routes match with or without one)", quote(h))
+		return fmt.Errorf("host %s ends with a dot: drop it (routes match with or without one)", redact.Quote(h))
 	case !isASCII(h):
 		if a, err := idna.Lookup.ToASCII(h); err == nil {
-			return fmt.Errorf("host %s has non-ASCII letters: write it as net/http dials it, %s", quote(h), quote(a))
+			return fmt.Errorf("host %s has non-ASCII letters: write it as net/http dials it, %s", redact.Quote(h), redact.Quote(a))
 		}
-		return fmt.Errorf("host %s has non-ASCII letters: write it in its IDNA ASCII form", quote(h))
+		return fmt.Errorf("host %s has non-ASCII letters: write it in its IDNA ASCII form", redact.Quote(h))
 	case h != strings.ToLower(h):
-		return fmt.Errorf("host %s must be lowercase: %s", quote(h), strings.ToLower(h))
+		return fmt.Errorf("host %s must be lowercase: %s", redact.Quote(h), strings.ToLower(h))
 	}
 	if addr, err := netip.ParseAddr(h); err == nil && addr.Is4() {
 		return nil
@@ -170,12 +172,12 @@ func checkPatternHost(h string) error {
 	labels := strings.Split(h, ".")
 	last := labels[len(labels)-1]
 	if h != "localhost" && (len(labels) < 2 || strings.Trim(last, "0123456789") == "") {
-		return fmt.Errorf(`%s is not a host name with a dot, localhost or an IPv4 address (a pattern's path starts with "/")`, quote(h))
+		return fmt.Errorf(`%s is not a host name with a dot, localhost or an IPv4 address (a pattern's path starts with "/")`, redact.Quote(h))
 	}
 	for _, l := range labels {
 		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' ||
 			strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
-			return fmt.Errorf("host %s: label %s is not a DNS label", quote(h), quote(l))
+			return fmt.Errorf("host %s: label %s is not a DNS label", redact.Quote(h), redact.Quote(l))
 		}
 	}
 	return nil
@@ -184,14 +186,14 @@ func checkPatternHost(h string) error {
 // checkPatternPath checks the path of a route pattern.
 func checkPatternPath(p string) error {
 	if strings.ContainsAny(p, "?#") {
-		return fmt.Errorf("path %s has a query or fragment, which no request path has", quote(p))
+		return fmt.Errorf("path %s has a query or fragment, which no request path has", redact.Quote(p))
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
 		switch {
 		case strings.HasPrefix(seg, ":"):
-			return fmt.Errorf("path segment %s: write a wildcard as {%s}", quote(seg), seg[1:])
+			return fmt.Errorf("path segment %s: write a wildcard as {%s}", redact.Quote(seg), seg[1:])
 		case strings.Contains(seg, "*"):
-			return fmt.Errorf("path segment %s: write a wildcard as {name}, or {name...} at the end", quote(seg))
+			return fmt.Errorf("path segment %s: write a wildcard as {name}, or {name...} at the end", redact.Quote(seg))
 		}
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/credseal/e2ee/internal/redact"
 )
 
 // ErrNotSent indicates that RoundTrip refused a request and sent nothing:
@@ -265,7 +267,7 @@ func checkQuery(route *Route, req *http.Request) error {
 		}
 		shown := "*"
 		if route.Payload.literalAt(0, name) && printable(name) {
-			shown = quote(name)
+			shown = redact.Quote(name)
 		}
 		return &reasoned{"query", fmt.Errorf("%w: query parameter %d (%s): credentials go in the JSON body, where they are "+
 			"encrypted (list a parameter that carries none in Route.AllowQuery)", ErrCleartext, i, shown)}
@@ -284,7 +286,7 @@ func checkContent(h http.Header) error {
 	for _, ce := range h.Values("Content-Encoding") {
 		if v := strings.TrimSpace(ce); v != "" && !strings.EqualFold(v, "identity") {
 			return fmt.Errorf("%w: Content-Encoding is %s: compressed bodies cannot be encrypted in place",
-				ErrNotJSON, quote(v))
+				ErrNotJSON, redact.Quote(v))
 		}
 	}
 	cts := h.Values("Content-Type")
@@ -300,7 +302,7 @@ func checkContent(h http.Header) error {
 	}
 	if _, sub, _ := strings.Cut(mt, "/"); mt != "application/json" && !strings.HasSuffix(sub, "+json") {
 		return fmt.Errorf("%w: Content-Type is %s: end-to-end encryption applies to JSON bodies only",
-			ErrNotJSON, quote(mt))
+			ErrNotJSON, redact.Quote(mt))
 	}
 	return nil
 }
@@ -504,7 +506,7 @@ func foreignHostError(req *http.Request, route *Route) error {
 	return &notSentError{reason: "foreign-host", err: fmt.Errorf("e2ee: %s %s: the host is not that of route %q, nor of any other route: "+
 		"refusing to send a credential request there (if the host is a gateway to the API, name it in a route, "+
 		"as powens.Options.BaseURL does; otherwise send through a client set up for it)",
-		strings.ToUpper(req.Method), quote(host), route.Pattern)}
+		strings.ToUpper(req.Method), redact.Quote(host), route.Pattern)}
 }
 
 // notSentError is the error of a request that RoundTrip refused: it wraps

@@ -13,6 +13,8 @@ import (
 
 	"github.com/credseal/e2ee"
 	"github.com/credseal/e2ee/internal/fixture"
+
+	"github.com/credseal/e2ee/internal/redact"
 )
 
 // ErrNotJWE indicates that a value is not a JWE that the API accepts. It
@@ -146,22 +148,13 @@ func (s *Server) decrypt(jwe string) ([]byte, string, error) {
 	kid, _ := h["kid"].(string)
 	k := s.keyByID(kid)
 	if k == nil {
-		return nil, kid, fmt.Errorf("%w %s: the server never served it", ErrUnknownKey, quote(kid))
+		return nil, kid, fmt.Errorf("%w %s: the server never served it", ErrUnknownKey, redact.Quote(kid))
 	}
 	_, plain, err := fixture.Decrypt(jwe, k.priv)
 	if err != nil {
-		return nil, kid, fmt.Errorf("e2eetest: decrypting with the key of kid %s: %w", quote(kid), err)
+		return nil, kid, fmt.Errorf("e2eetest: decrypting with the key of kid %s: %w", redact.Quote(kid), err)
 	}
 	return plain, kid, nil
-}
-
-// quote quotes s for an error message, cut to a readable length.
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		s = s[:max] + "..."
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // serveKey serves the current key as a JWK, or the failure that Fail or

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/internal/redact"
 	"golang.org/x/net/idna"
 )
 
@@ -169,7 +170,7 @@ type base struct {
 // gateway checks a BaseURL and returns it read.
 func gateway(s string) (base, error) {
 	bad := func(why string) (base, error) {
-		return base{}, fmt.Errorf("powens: Options.BaseURL %s: %s", quote(redact(s)), why)
+		return base{}, fmt.Errorf("powens: Options.BaseURL %s: %s", redact.Quote(redact.RawURL(s)), why)
 	}
 	u, err := url.Parse(s)
 	switch {
@@ -223,16 +224,6 @@ func loopback(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
-}
-
-// redact returns s, a URL, without its user information, query and
-// fragment, which may carry secrets.
-func redact(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		u.User, u.RawQuery, u.Fragment, u.RawFragment = nil, "", "", ""
-		return u.String()
-	}
-	return "(unparsable)"
 }
 
 func isASCII(s string) bool {

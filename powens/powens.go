@@ -109,6 +109,7 @@ import (
 	"strings"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/internal/redact"
 )
 
 // apiHost is the parent domain of every integrator's API domain.
@@ -146,7 +147,7 @@ func Host(domain string) (string, error) {
 func domainName(domain string) (string, error) {
 	const advice = `pass the domain name alone, e.g. "acme" for https://acme.biapi.pro`
 	bad := func(why string) error {
-		return fmt.Errorf("powens: domain %s %s: %s", quote(shownDomain(domain)), why, advice)
+		return fmt.Errorf("powens: domain %s %s: %s", redact.Quote(shownDomain(domain)), why, advice)
 	}
 	switch {
 	case domain == "":
@@ -177,7 +178,7 @@ func domainName(domain string) (string, error) {
 // could carry a token in, its user information, query and fragment.
 func shownDomain(domain string) string {
 	if strings.Contains(domain, "://") {
-		return redact(domain)
+		return redact.RawURL(domain)
 	}
 	if i := strings.LastIndexByte(domain, '@'); i >= 0 {
 		domain = "..." + domain[i:]
@@ -186,14 +187,6 @@ func shownDomain(domain string) string {
 		domain = domain[:i] + "..."
 	}
 	return domain
-}
-
-// quote quotes s for an error message, cut to a readable length.
-func quote(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "..."
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 func checkLabel(label string) error {
