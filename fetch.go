@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/credseal/e2ee/internal/httpcache"
 )
 
 // ErrResponseTooLarge indicates that a [KeyFetcher] refused the key
@@ -106,7 +108,7 @@ func (f *KeyFetcher) request(ctx context.Context, cur *fetchState) (r response) 
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyBytes))
 		drain(resp.Body)
-		r.retryAfter = retryAfter(resp.Header, r.start)
+		r.retryAfter = httpcache.RetryAfter(resp.Header, r.start)
 		r.err = &FetchError{URL: f.logURL, StatusCode: resp.StatusCode, Body: excerpt}
 		return r
 	case resp.ContentLength > f.cfg.MaxBodyBytes:
@@ -141,7 +143,7 @@ func (f *KeyFetcher) tooLarge() error {
 // headerTTL returns the lifetime that h gives a response received at now,
 // clamped to [MinTTL, MaxTTL], and false when h has no caching headers.
 func (f *KeyFetcher) headerTTL(h http.Header, now time.Time) (time.Duration, bool) {
-	ttl, ok := freshness(h, now)
+	ttl, ok := httpcache.Freshness(h, now)
 	if !ok {
 		return 0, false
 	}

@@ -1,4 +1,4 @@
-package e2ee
+package httpcache
 
 import (
 	"net/http"
@@ -52,9 +52,9 @@ func TestFreshness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := freshness(tt.header, now)
+			got, ok := Freshness(tt.header, now)
 			if got != tt.want || ok != tt.ok {
-				t.Errorf("freshness(%v) = %v, %v; want %v, %v", tt.header, got, ok, tt.want, tt.ok)
+				t.Errorf("Freshness(%v) = %v, %v; want %v, %v", tt.header, got, ok, tt.want, tt.ok)
 			}
 		})
 	}
@@ -100,8 +100,8 @@ func TestRetryAfter(t *testing.T) {
 		{"later", 0},
 		{"-5", 0},
 	} {
-		if got := retryAfter(headers("Retry-After", tt.value), now); got != tt.want {
-			t.Errorf("retryAfter(%q) = %v; want %v", tt.value, got, tt.want)
+		if got := RetryAfter(headers("Retry-After", tt.value), now); got != tt.want {
+			t.Errorf("RetryAfter(%q) = %v; want %v", tt.value, got, tt.want)
 		}
 	}
 }

@@ -1,4 +1,6 @@
-package e2ee
+// Package httpcache reads the caching headers of an HTTP response, as RFC
+// 9111 defines them: how long it stays fresh, and what Retry-After asks.
+package httpcache
 
 import (
 	"net/http"
@@ -11,11 +13,11 @@ import (
 // does.
 const maxDelta = 1 << 31
 
-// freshness returns how long a response with headers h, received at now, stays
+// Freshness returns how long a response with headers h, received at now, stays
 // fresh (RFC 9111 section 4.2): Cache-Control max-age less Age, else Expires
 // less Date (or now) and Age. no-store and no-cache give 0, and so does an
 // invalid max-age or Expires. It returns false when h has none of these.
-func freshness(h http.Header, now time.Time) (time.Duration, bool) {
+func Freshness(h http.Header, now time.Time) (time.Duration, bool) {
 	var (
 		maxAge    time.Duration
 		hasMaxAge bool
@@ -65,9 +67,9 @@ func deltaSeconds(s string) (time.Duration, bool) {
 	return time.Duration(n) * time.Second, true
 }
 
-// retryAfter returns the wait a Retry-After header in h asks for, from now,
+// RetryAfter returns the wait a Retry-After header in h asks for, from now,
 // or 0.
-func retryAfter(h http.Header, now time.Time) time.Duration {
+func RetryAfter(h http.Header, now time.Time) time.Duration {
 	v := h.Get("Retry-After")
 	if v == "" {
 		return 0
