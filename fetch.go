@@ -50,8 +50,9 @@ type response struct {
 	ttl          time.Duration // the key's lifetime
 	etag         string        // validators for the next conditional request
 	lastModified string
-	retryAfter   time.Duration // what a Retry-After header asks for; 0 without one
-	err          error         // why the fetch failed; nil when it succeeded
+	retryAfter   time.Duration   // what a Retry-After header asks for; 0 without one
+	ctx          context.Context // the context of the caller that started the fetch, for logging
+	err          error           // why the fetch failed; nil when it succeeded
 }
 
 // request asks the key endpoint for the key once, conditionally when cur

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/credseal/e2ee/internal/flight"
 	"github.com/credseal/e2ee/internal/keyurl"
 	"github.com/credseal/e2ee/internal/redact"
 )
@@ -80,14 +81,17 @@ type KeyFetcher struct {
 	lastKIDRefresh atomic.Int64
 	closed         atomic.Bool // Close was called; set with mu held
 
-	// mu serialises every change: of state (readers take no lock), of
-	// round and closed, and wg.Add, so that nothing starts once Close waits.
+	// flights shares each fetch among the callers waiting for a key, and
+	// hedges a fetch that hangs; it records each outcome with settle.
+	flights *flight.Group[response, *fetchState]
+
+	// mu serialises every change: of state (readers take no lock) and of
+	// closed, and wg.Add, so that nothing starts once Close waits.
 	mu      sync.Mutex
-	round   *round          // the fetches in flight, or nil; guarded by mu
 	version uint64          // outcomes recorded so far; guarded by mu
 	life    context.Context // the fetcher's lifetime, not a request's: Close cancels it and every fetch with it
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup // counts fetches and background refresh goroutines
+	wg      sync.WaitGroup // counts background refresh goroutines
 }
 
 var _ KeySource = (*KeyFetcher)(nil)
@@ -167,8 +171,66 @@ func NewKeyFetcher(rawURL string, cfg *FetcherConfig) (*KeyFetcher, error) {
 		jitter: equalJitter,
 	}
 	f.life, f.cancel = context.WithCancel(context.Background())
+	f.flights = flight.New(f.life, c.HedgeDelay, maxFlights, f.run, f.settle)
 	f.state.Store(&fetchState{})
 	return f, nil
+}
+
+// maxFlights bounds the fetches of one round in flight at once: the first
+// and at most two hedges.
+const maxFlights = 3
+
+// wait joins the fetch in flight, or starts one, and waits for its outcome
+// or for ctx to be done. seen is the version of the state the caller decided
+// on: an outcome recorded since is shared without a request. When hedge is
+// true and the latest fetch has been in flight for HedgeDelay, the caller
+// starts another fetch beside it (at most maxFlights in flight).
+func (f *KeyFetcher) wait(ctx context.Context, seen uint64, hedge bool) (*fetchState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("e2ee: getting key: %w", err)
+	}
+	if f.closed.Load() {
+		return nil, ErrFetcherClosed
+	}
+	st, err := f.flights.Do(ctx, hedge, func(inFlight bool) (*fetchState, error, bool) {
+		cur := f.state.Load()
+		return cur, cur.err, cur.version > seen && (cur.err == nil || !inFlight)
+	})
+	switch {
+	case errors.Is(err, flight.ErrClosed):
+		return nil, ErrFetcherClosed
+	case err != nil && err == ctx.Err():
+		return nil, fmt.Errorf("e2ee: waiting for key: %w", err)
+	}
+	return st, err
+}
+
+// run is one fetch of the key, bounded by Timeout. ctx's values are kept
+// for logging.
+func (f *KeyFetcher) run(ctx context.Context) response {
+	fctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	resp := f.request(fctx, f.state.Load())
+	resp.ctx = ctx
+	return resp
+}
+
+// settle records the outcome of a fetch that landed before its round was
+// decided: a good fetch decides the round; a failed one backs off, and
+// decides it when it was the last in flight. What to log is logged before
+// the round's waiters are released.
+func (f *KeyFetcher) settle(resp response) flight.Outcome[*fetchState] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed.Load() {
+		return flight.Outcome[*fetchState]{Err: ErrFetcherClosed, Decides: true}
+	}
+	if resp.err == nil {
+		st, ev := f.succeeded(resp)
+		return flight.Outcome[*fetchState]{Val: st, Decides: true, Then: func() { f.logEvent(resp.ctx, ev) }}
+	}
+	ev := f.failed(resp)
+	return flight.Outcome[*fetchState]{Err: resp.err, Then: func() { f.logEvent(resp.ctx, ev) }}
 }
 
 // equalJitter returns a random duration in [d/2, d], so that clients which
@@ -329,21 +391,22 @@ func (f *KeyFetcher) refreshForKID(ctx context.Context, s *fetchState) *fetchSta
 		}
 		return st
 	}
-	f.mu.Lock()
-	r, cur := f.round, f.state.Load()
-	f.mu.Unlock()
-	switch {
-	case cur.version > s.version && cur.err == nil:
+	newer := func() *fetchState {
+		if cur := f.state.Load(); cur.version > s.version && cur.err == nil {
+			return cur
+		}
+		return nil
+	}
+	if cur := newer(); cur != nil {
 		return cur
-	case r == nil:
-		return nil
 	}
-	select {
-	case <-r.done:
-		return r.state
-	case <-ctx.Done():
-		return nil
+	if st, err, ok := f.flights.Join(ctx); ok {
+		if err != nil {
+			return nil
+		}
+		return st
 	}
+	return newer()
 }
 
 // Status reports what the fetcher holds: the kid of the key it serves, when
@@ -495,4 +558,5 @@ func (f *KeyFetcher) Close() {
 	f.mu.Unlock()
 	f.cancel()
 	f.wg.Wait()
+	f.flights.Wait()
 }

@@ -179,7 +179,10 @@ func releaser(t *testing.T) (chan struct{}, func()) {
 
 // settleFetcher waits for the fetcher's background refresh and fetches to
 // end. Only call it when no other goroutine is calling the fetcher.
-func settleFetcher(f *KeyFetcher) { f.wg.Wait() }
+func settleFetcher(f *KeyFetcher) {
+	f.wg.Wait()
+	f.flights.Wait()
+}
 
 // sleepUntil sleeps until d after start: in a synctest bubble, it moves the
 // fake clock there once every other goroutine is blocked.
