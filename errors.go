@@ -1,9 +1,97 @@
 package e2ee
 
 import (
+	"errors"
 	"fmt"
-	"strings"
+	"net/http"
 )
+
+// The sentinels of this package: callers branch on them with [errors.Is].
+// Every error of a refusal wraps [ErrNotSent] too.
+
+// ErrResponseTooLarge indicates that a [KeyFetcher] refused the key
+// endpoint's response for its size. It occurs when the response body exceeds
+// [FetcherConfig.MaxBodyBytes]; the fetcher reads at most one byte more than
+// that limit before giving up.
+var ErrResponseTooLarge = errors.New("e2ee: key endpoint response too large")
+
+// ErrKeyStale indicates that a [KeyFetcher] has no key it may still use. It
+// occurs when fetches fail and the last good key expired more than
+// [FetcherConfig.MaxStale] ago; the error also wraps the last fetch's error.
+var ErrKeyStale = errors.New("e2ee: key is stale")
+
+// ErrFetcherClosed indicates that a [KeyFetcher] was closed. It occurs when
+// [KeyFetcher.Key] or [KeyFetcher.Refresh] is called after, or while,
+// [KeyFetcher.Close] runs.
+var ErrFetcherClosed = errors.New("e2ee: KeyFetcher is closed")
+
+// ErrKeyUnavailable indicates that an [Encryptor] could not get a key from
+// its [KeySource]: the key endpoint failed, timed out or served no eligible
+// key, or the context ended first. The error wraps the source's error too. A
+// request that a [Transport] refused for it (see [ErrNotSent]) may succeed
+// once the key can be had again.
+var ErrKeyUnavailable = errors.New("e2ee: key unavailable")
+
+// ErrUnsuitableKey indicates that a key cannot be used to encrypt for the API:
+// it is not eligible. It occurs when a key, or every key of a JWK Set, fails
+// the eligibility rules of [ParseKey], and when an [Encryptor] is handed such
+// a key. The error is an [*UnsuitableKeyError], whose Reason says why.
+var ErrUnsuitableKey = errors.New("e2ee: key not eligible")
+
+// ErrNotString indicates that a designated JSON value cannot be encrypted in
+// place. It occurs when a field pattern of a [Payload] matches a number,
+// boolean, object or array: only strings (and null) are designated values.
+var ErrNotString = errors.New("e2ee: designated value is not a string")
+
+// ErrCleartext indicates that a body still carries a credential in cleartext.
+// It occurs when [Payload.Check] finds a designated value that is not a JWE.
+var ErrCleartext = errors.New("e2ee: designated value in cleartext")
+
+// ErrNotJSON indicates a body that cannot be encrypted in place. It occurs
+// when a body is not valid JSON and, on a [Transport]'s matching route, when
+// it is compressed (has a Content-Encoding) or has a Content-Type that is
+// not JSON.
+var ErrNotJSON = errors.New("e2ee: body is not JSON")
+
+// ErrAlreadyEncrypted indicates that a designated value was a JWE before a
+// [Transport] encrypted the body. A JWE is as good as the credential it
+// holds: someone who can read an intermediary's log could paste a victim's
+// JWEs into their own form, and a backend passing them on would have the API
+// decrypt the victim's credentials for them. It occurs on an encrypting
+// route unless [Route.AllowJWE] is set; [Payload.Encrypt] itself leaves
+// JWEs as they are.
+var ErrAlreadyEncrypted = errors.New("e2ee: designated value already encrypted")
+
+// ErrUnknownKey indicates a JWE that was not made with a key that a route's
+// key source serves. It occurs on a kid-checking VerifyOnly route (see
+// [Route.VerifyOnly]) when a JWE's kid is unknown to the source, even after
+// fetching the key again, or its encrypted key does not fit the key its kid
+// names. Such a value is not in cleartext, but the API could not decrypt
+// it either.
+var ErrUnknownKey = errors.New("e2ee: designated value not encrypted with a key the API serves")
+
+// ErrBodyShape indicates a JSON body that cannot hold its designated values
+// where its patterns look for them. It occurs when the body's root is a
+// string, number, boolean or null (a body stringified twice is a JSON
+// string whose credentials no pattern reaches), when a value that a pattern
+// goes through (the "fields" of "/fields/*") is a string, number or
+// boolean, and, for a Payload of [Payload.ObjectsOnly], when either is an
+// array.
+var ErrBodyShape = errors.New("e2ee: body is not shaped as its field patterns expect")
+
+// ErrTooManyValues indicates a body that designates more values than a
+// [Payload] encrypts or checks in one body (see [Payload.WithMaxValues]).
+// Each value costs an RSA encryption, so the bound keeps the work of one
+// request bounded.
+var ErrTooManyValues = errors.New("e2ee: too many designated values")
+
+// ErrNotSent indicates that RoundTrip refused a request and sent nothing:
+// every error [Transport.RoundTrip] returns before handing the request to
+// Base wraps it, and no error from Base does. Such a request may be retried
+// without risk of a duplicate, once its cause is fixed: errors that also
+// wrap [ErrKeyUnavailable] may pass on their own (the key endpoint is back);
+// the others (the body, the configuration) need a change first.
+var ErrNotSent = errors.New("e2ee: request not sent")
 
 // How this package builds its error messages: each starts with "e2ee: "
 // once, added where the message is created. A layer that adds context to an
@@ -52,13 +140,96 @@ func (e *UnsuitableKeyError) Is(target error) bool { return target == ErrUnsuita
 // unsuitable returns the error of a key refused for reason.
 func unsuitable(reason string) error { return &UnsuitableKeyError{Reason: reason} }
 
-// keyUnavailable is the error of a key source that failed with err: err
-// itself when its message already starts with this package's prefix, as a
-// KeyFetcher's does, else a new message; either way it matches
+// keyUnavailable is the error of a key source src that failed with err:
+// err itself when src is this package's (a KeyFetcher, a StaticKey), whose
+// messages start with its prefix, else a new message; either way it matches
 // ErrKeyUnavailable.
-func keyUnavailable(err error) error {
-	if strings.HasPrefix(err.Error(), "e2ee: ") {
+func keyUnavailable(src KeySource, err error) error {
+	switch src.(type) {
+	case *KeyFetcher, *staticKey:
 		return &contextError{cause: err, kind: ErrKeyUnavailable}
 	}
 	return fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
 }
+
+// FetchError is the error a [KeyFetcher] reports when the key endpoint
+// answers with a status other than 2xx (or 304 to a conditional request).
+// Callers can branch on it with [errors.As].
+type FetchError struct {
+	URL        string // the key URL without its user information, query and fragment
+	StatusCode int    // the response's status code, such as 503
+	Body       []byte // the first bytes of the response body, at most 512
+}
+
+// Error returns the URL and the status. It leaves out the body, which may
+// echo request headers such as Authorization: read Body for it.
+func (e *FetchError) Error() string {
+	return fmt.Sprintf("e2ee: key endpoint %s returned %d %s",
+		e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+}
+
+// notSentError is the error of a request that RoundTrip refused: it wraps
+// ErrNotSent and its cause. Its message is the cause's, then the route's
+// pattern when there is one.
+type notSentError struct {
+	route   string // the pattern of the route refused on; "" for none
+	variant string // the route's variant, if any
+	reason  string // what a Logger records; "" to read it from err
+	err     error
+}
+
+func (e *notSentError) Error() string {
+	switch {
+	case e.route == "":
+		return e.err.Error()
+	case e.variant != "":
+		return fmt.Sprintf("%s (request not sent: route %q, variant %q)", e.err, e.route, e.variant)
+	}
+	return fmt.Sprintf("%s (request not sent: route %q)", e.err, e.route)
+}
+
+func (e *notSentError) Unwrap() []error { return []error{ErrNotSent, e.err} }
+
+// bodyCheckError is the error of a body with both designated values in
+// cleartext and JWEs of keys not served.
+type bodyCheckError struct {
+	msg  string
+	errs []error
+}
+
+func (e *bodyCheckError) Error() string { return e.msg }
+
+func (e *bodyCheckError) Unwrap() []error { return e.errs }
+
+// jsonError is an invalid-JSON error whose message gives no body bytes.
+type jsonError struct {
+	msg string
+	err error // io.ErrUnexpectedEOF for a truncated body, else nil
+}
+
+func (e *jsonError) Error() string { return "e2ee: " + e.msg }
+
+func (e *jsonError) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrNotJSON}
+	}
+	return []error{ErrNotJSON, e.err}
+}
+
+// shapeError is the error of a body that is not shaped as its patterns
+// expect: its message, wrapping ErrBodyShape.
+type shapeError string
+
+func (e shapeError) Error() string { return "e2ee: " + string(e) }
+
+func (e shapeError) Unwrap() error { return ErrBodyShape }
+
+// reasoned is an error with the reason a Logger records for it.
+type reasoned struct {
+	reason string
+	err    error
+}
+
+func (e *reasoned) Error() string { return e.err.Error() }
+
+func (e *reasoned) Unwrap() error { return e.err }

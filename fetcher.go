@@ -16,16 +16,6 @@ import (
 	"github.com/credseal/e2ee/internal/redact"
 )
 
-// ErrKeyStale indicates that a [KeyFetcher] has no key it may still use. It
-// occurs when fetches fail and the last good key expired more than
-// [FetcherConfig.MaxStale] ago; the error also wraps the last fetch's error.
-var ErrKeyStale = errors.New("e2ee: key is stale")
-
-// ErrFetcherClosed indicates that a [KeyFetcher] was closed. It occurs when
-// [KeyFetcher.Key] or [KeyFetcher.Refresh] is called after, or while,
-// [KeyFetcher.Close] runs.
-var ErrFetcherClosed = errors.New("e2ee: KeyFetcher is closed")
-
 // Backoff after failed fetches.
 const (
 	initialBackoff = time.Second // wait after the first failed fetch; doubles with each failure

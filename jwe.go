@@ -15,13 +15,6 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// ErrKeyUnavailable indicates that an [Encryptor] could not get a key from
-// its [KeySource]: the key endpoint failed, timed out or served no eligible
-// key, or the context ended first. The error wraps the source's error too. A
-// request that a [Transport] refused for it (see [ErrNotSent]) may succeed
-// once the key can be had again.
-var ErrKeyUnavailable = errors.New("e2ee: key unavailable")
-
 // Encryptor turns a value into the compact JWE the API requires: RSA-OAEP-256
 // key management, A256GCM content encryption, and a protected header of
 // exactly alg, enc and kid.
@@ -97,7 +90,7 @@ func (e *Encryptor) keyByID(ctx context.Context, kid string) (*Key, error) {
 	k, err := finder.KeyByID(ctx, kid)
 	switch {
 	case err != nil:
-		return nil, keyUnavailable(err)
+		return nil, keyUnavailable(e.src, err)
 	case k == nil:
 		return nil, nil
 	}
@@ -139,7 +132,7 @@ func (e *Encryptor) current(ctx context.Context) (*keyEncrypter, error) {
 	}
 	k, err := e.src.Key(ctx)
 	if err != nil {
-		return nil, keyUnavailable(err)
+		return nil, keyUnavailable(e.src, err)
 	}
 	if c := e.cached.Load(); c != nil && c.key == k {
 		return c, nil // the key checked when it was cached

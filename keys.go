@@ -22,12 +22,6 @@ import (
 	"github.com/credseal/e2ee/internal/redact"
 )
 
-// ErrUnsuitableKey indicates that a key cannot be used to encrypt for the API:
-// it is not eligible. It occurs when a key, or every key of a JWK Set, fails
-// the eligibility rules of [ParseKey], and when an [Encryptor] is handed such
-// a key. The error is an [*UnsuitableKeyError], whose Reason says why.
-var ErrUnsuitableKey = errors.New("e2ee: key not eligible")
-
 // The size bounds of an eligible key. The upper ones bound what one value
 // costs to encrypt: the worst eligible key costs at most 8x the provider's
 // own key (4096 bits, e = 65537) per value. BenchmarkKeyCost measures it:

@@ -18,53 +18,6 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// ErrNotString indicates that a designated JSON value cannot be encrypted in
-// place. It occurs when a field pattern of a [Payload] matches a number,
-// boolean, object or array: only strings (and null) are designated values.
-var ErrNotString = errors.New("e2ee: designated value is not a string")
-
-// ErrCleartext indicates that a body still carries a credential in cleartext.
-// It occurs when [Payload.Check] finds a designated value that is not a JWE.
-var ErrCleartext = errors.New("e2ee: designated value in cleartext")
-
-// ErrNotJSON indicates a body that cannot be encrypted in place. It occurs
-// when a body is not valid JSON and, on a [Transport]'s matching route, when
-// it is compressed (has a Content-Encoding) or has a Content-Type that is
-// not JSON.
-var ErrNotJSON = errors.New("e2ee: body is not JSON")
-
-// ErrAlreadyEncrypted indicates that a designated value was a JWE before a
-// [Transport] encrypted the body. A JWE is as good as the credential it
-// holds: someone who can read an intermediary's log could paste a victim's
-// JWEs into their own form, and a backend passing them on would have the API
-// decrypt the victim's credentials for them. It occurs on an encrypting
-// route unless [Route.AllowJWE] is set; [Payload.Encrypt] itself leaves
-// JWEs as they are.
-var ErrAlreadyEncrypted = errors.New("e2ee: designated value already encrypted")
-
-// ErrUnknownKey indicates a JWE that was not made with a key that a route's
-// key source serves. It occurs on a kid-checking VerifyOnly route (see
-// [Route.VerifyOnly]) when a JWE's kid is unknown to the source, even after
-// fetching the key again, or its encrypted key does not fit the key its kid
-// names. Such a value is not in cleartext, but the API could not decrypt
-// it either.
-var ErrUnknownKey = errors.New("e2ee: designated value not encrypted with a key the API serves")
-
-// ErrBodyShape indicates a JSON body that cannot hold its designated values
-// where its patterns look for them. It occurs when the body's root is a
-// string, number, boolean or null (a body stringified twice is a JSON
-// string whose credentials no pattern reaches), when a value that a pattern
-// goes through (the "fields" of "/fields/*") is a string, number or
-// boolean, and, for a Payload of [Payload.ObjectsOnly], when either is an
-// array.
-var ErrBodyShape = errors.New("e2ee: body is not shaped as its field patterns expect")
-
-// ErrTooManyValues indicates a body that designates more values than a
-// [Payload] encrypts or checks in one body (see [Payload.WithMaxValues]).
-// Each value costs an RSA encryption, so the bound keeps the work of one
-// request bounded.
-var ErrTooManyValues = errors.New("e2ee: too many designated values")
-
 // DefaultMaxValues is the most values that one body may designate, for a
 // Payload whose bound [Payload.WithMaxValues] did not set. Encrypting that
 // many takes about 11 ms with a 2048-bit key and 85 ms with a 4096-bit key
@@ -565,16 +518,6 @@ func checkError(cleartext, foreign []string) error {
 	return nil
 }
 
-// bodyCheckError is the error of a body with both designated values in
-// cleartext and JWEs of keys not served.
-type bodyCheckError struct {
-	msg  string
-	errs []error
-}
-
-func (e *bodyCheckError) Error() string   { return e.msg }
-func (e *bodyCheckError) Unwrap() []error { return e.errs }
-
 // walker is the state of one pass over a body.
 type walker struct {
 	p     *Payload
@@ -721,13 +664,6 @@ func (w *walker) shapeError(kind jsontext.Kind, depth int) error {
 	}
 	return shapeError(fmt.Sprintf("%s is %s, not %s", what, kindName(kind), want))
 }
-
-// shapeError is the error of a body that is not shaped as its patterns
-// expect: its message, wrapping ErrBodyShape.
-type shapeError string
-
-func (e shapeError) Error() string { return "e2ee: " + string(e) }
-func (e shapeError) Unwrap() error { return ErrBodyShape }
 
 func (w *walker) designated(kind jsontext.Kind) error {
 	if w.count++; w.count > w.p.maxValueCount() {
@@ -910,18 +846,4 @@ func syntaxError(err error, what string) error {
 		return &jsonError{msg: fmt.Sprintf("%s (at byte offset %d)", what, se.ByteOffset)}
 	}
 	return &jsonError{msg: what}
-}
-
-// jsonError is an invalid-JSON error whose message gives no body bytes.
-type jsonError struct {
-	msg string
-	err error // io.ErrUnexpectedEOF for a truncated body, else nil
-}
-
-func (e *jsonError) Error() string { return "e2ee: " + e.msg }
-func (e *jsonError) Unwrap() []error {
-	if e.err == nil {
-		return []error{ErrNotJSON}
-	}
-	return []error{ErrNotJSON, e.err}
 }

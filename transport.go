@@ -18,14 +18,6 @@ import (
 	"github.com/credseal/e2ee/internal/redact"
 )
 
-// ErrNotSent indicates that RoundTrip refused a request and sent nothing:
-// every error [Transport.RoundTrip] returns before handing the request to
-// Base wraps it, and no error from Base does. Such a request may be retried
-// without risk of a duplicate, once its cause is fixed: errors that also
-// wrap [ErrKeyUnavailable] may pass on their own (the key endpoint is back);
-// the others (the body, the configuration) need a change first.
-var ErrNotSent = errors.New("e2ee: request not sent")
-
 // DefaultMaxBodyBytes bounds the request bodies that a [Transport] reads
 // when its MaxBodyBytes is zero.
 const DefaultMaxBodyBytes = 1 << 20
@@ -454,15 +446,6 @@ func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 	}
 }
 
-// reasoned is an error with the reason a Logger records for it.
-type reasoned struct {
-	reason string
-	err    error
-}
-
-func (e *reasoned) Error() string { return e.err.Error() }
-func (e *reasoned) Unwrap() error { return e.err }
-
 // firstRead is the most that readBody allocates before a body's first bytes.
 const firstRead = 4 << 10
 
@@ -508,28 +491,6 @@ func foreignHostError(req *http.Request, route *Route) error {
 		"as powens.Options.BaseURL does; otherwise send through a client set up for it)",
 		strings.ToUpper(req.Method), redact.Quote(host), route.Pattern)}
 }
-
-// notSentError is the error of a request that RoundTrip refused: it wraps
-// ErrNotSent and its cause. Its message is the cause's, then the route's
-// pattern when there is one.
-type notSentError struct {
-	route   string // the pattern of the route refused on; "" for none
-	variant string // the route's variant, if any
-	reason  string // what a Logger records; "" to read it from err
-	err     error
-}
-
-func (e *notSentError) Error() string {
-	switch {
-	case e.route == "":
-		return e.err.Error()
-	case e.variant != "":
-		return fmt.Sprintf("%s (request not sent: route %q, variant %q)", e.err, e.route, e.variant)
-	}
-	return fmt.Sprintf("%s (request not sent: route %q)", e.err, e.route)
-}
-
-func (e *notSentError) Unwrap() []error { return []error{ErrNotSent, e.err} }
 
 // refusalReasons are the sentinels a refusal may wrap, and the reasons and
 // names a Logger records for them, in the order they are looked for.
