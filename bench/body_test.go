@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/powens"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -18,8 +19,9 @@ import (
 // and comment.
 const connectionBody300 = `{"id_connector": 40, "connector_uuid": "338178e6-3d01-564f-9a7b-52ca442459bf", "source": "directaccess", "login": "john.doe@example.org", "password": "correct horse battery staple", "id_provider": 7, "id_bank": 8, "comment": "a request body of about three hundred bytes, like a real one"}`
 
-// connectionFields are the field patterns of the API's connection request.
-var connectionFields = []string{"/*", "!/id_connector", "!/connector_uuid", "!/source", "!/id_provider", "!/id_bank"}
+// connectionFields are the field patterns of the API's connection request,
+// as package powens has them.
+var connectionFields = powens.Fields(powens.ConnectionCreate)
 
 // largeBody returns a JSON object of about size bytes: three credentials
 // around a large "history" array that no pattern reaches, as the SDK's

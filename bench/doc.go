@@ -6,6 +6,7 @@
 // It is a module of its own, so that the SDK's go.mod does not carry the
 // peers. Its benchmarks are meant to run interleaved, a round at a time,
 // with the run script beside this file, which summarises them with
-// benchstat and rewrites the README's performance table with cmd/report.
+// benchstat and rewrites the performance section of README.md, beside this
+// file, with cmd/report.
 // Every server it starts listens on loopback.
 package bench

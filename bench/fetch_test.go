@@ -262,61 +262,8 @@ var sink any
 // a CachedSet's, each then taking the set's first key.
 func BenchmarkKeyWarm(b *testing.B) {
 	srv := newKeyServer(b, rsa2048a)
-	ctx := context.Background()
-	kid := sdkKey(rsa2048a).ID
-
-	f, err := e2ee.NewKeyFetcher(srv.URL, &e2ee.FetcherConfig{HTTPClient: newHTTPClient()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	kf, stop, err := newKeyfunc(srv.URL, newHTTPClient())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer stop()
-	jc, err := newJWXCache(srv.URL, newHTTPClient())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer jc.Shutdown(ctx)
-	cs, err := jc.CachedSet(srv.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	for _, v := range ordered([]struct {
-		name string
-		get  func() (any, error)
-	}{
-		{"SDK", func() (any, error) { return f.Key(ctx) }},
-		{"KeyfuncReadAll", func() (any, error) {
-			keys, err := kf.Storage().KeyReadAll(ctx)
-			if err != nil || len(keys) == 0 {
-				return nil, fmt.Errorf("keyfunc: no key (%v)", err)
-			}
-			return keys[0].Key().(*rsa.PublicKey), nil
-		}},
-		{"KeyfuncRead", func() (any, error) {
-			k, err := kf.Storage().KeyRead(ctx, kid)
-			if err != nil {
-				return nil, err
-			}
-			return k.Key().(*rsa.PublicKey), nil
-		}},
-		{"JWXLookup", func() (any, error) {
-			set, err := jc.Lookup(ctx, srv.URL)
-			if err != nil {
-				return nil, err
-			}
-			k, _ := set.Key(0)
-			return k, nil
-		}},
-		{"JWXCachedSet", func() (any, error) {
-			k, _ := cs.Key(0)
-			return k, nil
-		}},
-	}) {
+	reads := slices.Concat(sdkWarmReads(b, srv.URL), keyfuncWarmReads(b, srv.URL), jwxWarmReads(b, srv.URL))
+	for _, v := range ordered(reads) {
 		b.Run(v.name, func(b *testing.B) {
 			if _, err := v.get(); err != nil { // warm
 				b.Fatal(err)
@@ -333,6 +280,85 @@ func BenchmarkKeyWarm(b *testing.B) {
 	}
 	if n := srv.requests.Load(); n != 3 {
 		b.Errorf("the key server got %d requests; want 3, one per library", n)
+	}
+}
+
+// warmRead is one way a library reads the key it has cached.
+type warmRead struct {
+	name string
+	get  func() (any, error)
+}
+
+// sdkWarmReads returns the SDK's read of the key at url: KeyFetcher.Key.
+// The fetcher is closed when b ends.
+func sdkWarmReads(b *testing.B, url string) []warmRead {
+	ctx := context.Background()
+	f, err := e2ee.NewKeyFetcher(url, &e2ee.FetcherConfig{HTTPClient: newHTTPClient()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(f.Close)
+	return []warmRead{
+		{"SDK", func() (any, error) { return f.Key(ctx) }},
+	}
+}
+
+// keyfuncWarmReads returns keyfunc's reads of the key at url, whose kid is
+// that of the key pair rsa2048a: every key of its storage, and the key by
+// kid. Its refresh goroutine stops when b ends.
+func keyfuncWarmReads(b *testing.B, url string) []warmRead {
+	ctx := context.Background()
+	kid := sdkKey(rsa2048a).ID
+	kf, stop, err := newKeyfunc(url, newHTTPClient())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(stop)
+	return []warmRead{
+		{"KeyfuncReadAll", func() (any, error) {
+			keys, err := kf.Storage().KeyReadAll(ctx)
+			if err != nil || len(keys) == 0 {
+				return nil, fmt.Errorf("keyfunc: no key (%v)", err)
+			}
+			return keys[0].Key().(*rsa.PublicKey), nil
+		}},
+		{"KeyfuncRead", func() (any, error) {
+			k, err := kf.Storage().KeyRead(ctx, kid)
+			if err != nil {
+				return nil, err
+			}
+			return k.Key().(*rsa.PublicKey), nil
+		}},
+	}
+}
+
+// jwxWarmReads returns jwk.Cache's reads of the key at url: the first key
+// of the set that Lookup returns, and of a CachedSet. The cache shuts down
+// when b ends.
+func jwxWarmReads(b *testing.B, url string) []warmRead {
+	ctx := context.Background()
+	jc, err := newJWXCache(url, newHTTPClient())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { jc.Shutdown(ctx) })
+	cs, err := jc.CachedSet(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return []warmRead{
+		{"JWXLookup", func() (any, error) {
+			set, err := jc.Lookup(ctx, url)
+			if err != nil {
+				return nil, err
+			}
+			k, _ := set.Key(0)
+			return k, nil
+		}},
+		{"JWXCachedSet", func() (any, error) {
+			k, _ := cs.Key(0)
+			return k, nil
+		}},
 	}
 }
 

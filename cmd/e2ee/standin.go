@@ -41,6 +41,10 @@ type standinOptions struct {
 	cert       string // --cert: where the certificate goes; "": a new file in the temporary directory
 	showValues bool
 	beyond     bool // --listen-beyond-loopback
+
+	// Set by parseStandin, from addr.
+	host     string // addr's host
+	loopback bool   // host names loopback only
 }
 
 func newStandinOptions() *standinOptions {
@@ -56,91 +60,140 @@ func newStandinOptions() *standinOptions {
 
 // standin serves the e2eetest stand-in for the API until ctx is done: the
 // base URL, then one line per request, go to stdout; notes to stderr.
-func standin(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+func standin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseStandin(args)
+	if err != nil {
+		return err
+	}
+	ln, addr, err := o.listen()
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	lines := &lockedWriter{w: stdout}
+	notes := &lockedWriter{w: stderr}
+	api := e2eetest.NewServer()
+	defer api.Close()
+	server := newStandinServer(api, lines, notes, o.showValues)
+	if !o.plain {
+		removeCert, err := o.setUpTLS(server, addr.IP, notes)
+		if err != nil {
+			return err
+		}
+		defer removeCert()
+	}
+	o.announce(notes, lines, addr, api.Key().ID)
+	return serveUntil(ctx, server, ln, o.plain, notes)
+}
+
+// parseStandin parses the arguments of e2ee standin and checks them: flags
+// only, --cert for HTTPS only, --addr a loopback address unless
+// --listen-beyond-loopback, and --http on loopback only.
+func parseStandin(args []string) (*standinOptions, error) {
 	o := newStandinOptions()
 	if err := o.fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
+			return nil, errHelp
 		}
-		return usagef("standin: %v", err)
+		return nil, usagef("standin: %v", err)
 	}
 	if o.fs.NArg() > 0 {
-		return usagef("standin takes no arguments, only flags")
+		return nil, usagef("standin takes no arguments, only flags")
 	}
 	if o.plain && o.cert != "" {
-		return usagef("standin: --cert is for HTTPS: with --http there is no certificate")
+		return nil, usagef("standin: --cert is for HTTPS: with --http there is no certificate")
 	}
 	host, _, err := net.SplitHostPort(o.addr)
 	if err != nil {
-		return usagef("standin: --addr %q: want HOST:PORT, such as %s or 127.0.0.1:0", o.addr, defaultAddr)
+		return nil, usagef("standin: --addr %q: want HOST:PORT, such as %s or 127.0.0.1:0", o.addr, defaultAddr)
 	}
-	loopback := isLoopbackHost(host)
+	o.host, o.loopback = host, isLoopbackHost(host)
 	switch {
-	case !loopback && !o.beyond:
-		return usagef("standin: --addr %q is not a loopback address (127.0.0.0/8, ::1, localhost): "+
+	case !o.loopback && !o.beyond:
+		return nil, usagef("standin: --addr %q is not a loopback address (127.0.0.0/8, ::1, localhost): "+
 			"the stand-in's private keys are public test keys; give --listen-beyond-loopback to listen there all the same", o.addr)
-	case !loopback && o.plain:
-		return usagef("standin: --http serves on loopback only: %q is not a loopback address", o.addr)
+	case !o.loopback && o.plain:
+		return nil, usagef("standin: --http serves on loopback only: %q is not a loopback address", o.addr)
 	}
+	return o, nil
+}
 
+// listen listens on --addr and returns the listener and the address it
+// listens on. A loopback host that resolved to another address (localhost,
+// say) is an error.
+func (o *standinOptions) listen() (net.Listener, *net.TCPAddr, error) {
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("e2ee: standin: %w (--addr 127.0.0.1:0 picks a free port)", err)
+			return nil, nil, fmt.Errorf("e2ee: standin: %w (--addr 127.0.0.1:0 picks a free port)", err)
 		}
-		return fmt.Errorf("e2ee: standin: %w", err)
+		return nil, nil, fmt.Errorf("e2ee: standin: %w", err)
 	}
-	defer ln.Close()
-	ip := ln.Addr().(*net.TCPAddr).IP
-	if loopback && !ip.IsLoopback() { // localhost resolved to another address
-		return fmt.Errorf("e2ee: standin: %s listens on %s, which is not a loopback address", host, ip)
+	addr := ln.Addr().(*net.TCPAddr)
+	if o.loopback && !addr.IP.IsLoopback() {
+		ln.Close()
+		return nil, nil, fmt.Errorf("e2ee: standin: %s listens on %s, which is not a loopback address", o.host, addr.IP)
 	}
+	return ln, addr, nil
+}
 
-	lines := &lockedWriter{w: stdout}
-	notes := &lockedWriter{w: stderr}
-	scheme := "https"
-	if o.plain {
-		scheme = "http"
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	base := scheme + "://" + net.JoinHostPort(urlHost(host, ip), strconv.Itoa(port))
-
-	api := e2eetest.NewServer()
-	defer api.Close()
-	server := &http.Server{
-		Handler:           &requestLog{api: api, out: lines, showValues: o.showValues},
+// newStandinServer returns the HTTP server of the stand-in api: it writes a
+// line per request to lines, and its own errors to notes.
+func newStandinServer(api *e2eetest.Server, lines, notes io.Writer, showValues bool) *http.Server {
+	return &http.Server{
+		Handler:           &requestLog{api: api, out: lines, showValues: showValues},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          log.New(notes, "e2ee: standin: ", 0), // TLS handshakes that fail, for one
 	}
+}
 
-	if !o.plain {
-		cert, err := newCertificate(ip)
-		if err != nil {
-			return err
-		}
-		path, removeCert, err := writeCertificate(o.cert, cert.Certificate[0])
-		if err != nil {
-			return err
-		}
-		defer removeCert()
-		server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		fmt.Fprintf(notes, "e2ee: standin: the certificate, new at each start, is in %s: trust it in the client (curl --cacert %s)\n", path, path)
+// setUpTLS gives server a new self-signed certificate for ip, the address
+// listened on, writes it to --cert or a new file in the temporary directory,
+// and says on notes where it is. The function returned removes the file
+// when it is new.
+func (o *standinOptions) setUpTLS(server *http.Server, ip net.IP, notes io.Writer) (func(), error) {
+	cert, err := newCertificate(ip)
+	if err != nil {
+		return nil, err
 	}
-	if !loopback {
+	path, removeCert, err := writeCertificate(o.cert, cert.Certificate[0])
+	if err != nil {
+		return nil, err
+	}
+	server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	fmt.Fprintf(notes, "e2ee: standin: the certificate, new at each start, is in %s: trust it in the client (curl --cacert %s)\n", path, path)
+	return removeCert, nil
+}
+
+// announce writes the notes of a start to notes (a warning beyond loopback,
+// that values are printed, where the key is, of kid kid), then the base URL
+// of the stand-in listening on addr to lines, as their first line.
+func (o *standinOptions) announce(notes, lines io.Writer, addr *net.TCPAddr, kid string) {
+	scheme := "https"
+	if o.plain {
+		scheme = "http"
+	}
+	base := scheme + "://" + net.JoinHostPort(urlHost(o.host, addr.IP), strconv.Itoa(addr.Port))
+	if !o.loopback {
 		fmt.Fprintf(notes, "e2ee: standin: WARNING: listening beyond loopback, on %s: whoever reaches it reaches a server "+
-			"whose private keys are public test keys; send it test credentials only\n", net.JoinHostPort(host, strconv.Itoa(port)))
+			"whose private keys are public test keys; send it test credentials only\n", net.JoinHostPort(o.host, strconv.Itoa(addr.Port)))
 	}
 	if o.showValues {
 		fmt.Fprintln(notes, "e2ee: standin: printing the values of credential fields: they are test values, never real credentials")
 	}
-	fmt.Fprintf(notes, "e2ee: standin: the key is at %s/2.0/publickey (kid %s); stop with Ctrl-C (SIGINT) or SIGTERM\n", base, api.Key().ID)
+	fmt.Fprintf(notes, "e2ee: standin: the key is at %s/2.0/publickey (kid %s); stop with Ctrl-C (SIGINT) or SIGTERM\n", base, kid)
 	fmt.Fprintln(lines, base)
+}
 
+// serveUntil serves ln with server, over TLS unless plain, until ctx is
+// done, then shuts server down, giving the requests in flight 5 s. It
+// returns an error when serving stops by itself.
+func serveUntil(ctx context.Context, server *http.Server, ln net.Listener, plain bool, notes io.Writer) error {
 	served := make(chan error, 1)
 	go func() {
-		if o.plain {
+		if plain {
 			served <- server.Serve(ln)
 		} else {
 			served <- server.ServeTLS(ln, "", "") // the certificate of TLSConfig

@@ -527,38 +527,10 @@ func TestStandinBinary(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("sends SIGTERM")
 	}
-	bin := buildCLI(t)
 	certFile := filepath.Join(t.TempDir(), "standin.pem")
-	cmd := exec.Command(bin, "standin", "--addr", "127.0.0.1:0", "--cert", certFile)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	next := func() string {
-		select {
-		case line := <-lines:
-			return line
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no output line in 10 s; stderr %q", stderr.String())
-			return ""
-		}
-	}
+	s := startBinary(t, "standin", "--addr", "127.0.0.1:0", "--cert", certFile)
 
-	base := next()
+	base := s.next(t)
 	client := certClient(t, certFile)
 	pub, kid, err := fetchRSAKey(client, base+"/2.0/publickey")
 	if err != nil {
@@ -575,17 +547,60 @@ func TestStandinBinary(t *testing.T) {
 		"POST /2.0/users/me/connections 200 encrypted: /login, /password; cleartext: none",
 		"POST /2.0/users/me/connections 400 encrypted: none; cleartext: /login, /password",
 	} {
-		if got := next(); got != want {
+		if got := s.next(t); got != want {
 			t.Errorf("output line\n%s\nwant\n%s", got, want)
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Errorf("after SIGTERM: %v; want exit status 0 (stderr %q)", err, stderr.String())
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("after SIGTERM: %v; want exit status 0 (stderr %q)", err, s.stderr.String())
 	}
-	if !strings.HasSuffix(stderr.String(), "e2ee: standin: stopped\n") {
-		t.Errorf("stderr = %q; want it to end with the stop", stderr.String())
+	if !strings.HasSuffix(s.stderr.String(), "e2ee: standin: stopped\n") {
+		t.Errorf("stderr = %q; want it to end with the stop", s.stderr.String())
+	}
+}
+
+// binaryRun is the built command, running in another process.
+type binaryRun struct {
+	cmd    *exec.Cmd
+	lines  chan string // its standard output, a line at a time; closed at its end
+	stderr *syncBuffer
+}
+
+// startBinary builds the command and starts it with args; it is killed when
+// the test ends, if it still runs.
+func startBinary(t *testing.T, args ...string) *binaryRun {
+	t.Helper()
+	s := &binaryRun{cmd: exec.Command(buildCLI(t), args...), lines: make(chan string, 16), stderr: &syncBuffer{}}
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+		close(s.lines)
+	}()
+	return s
+}
+
+// next returns the next line of its output, "" when there is none.
+func (s *binaryRun) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case line := <-s.lines:
+		return line
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no output line in 10 s; stderr %q", s.stderr.String())
+		return ""
 	}
 }

@@ -1,6 +1,6 @@
 // Command report turns the raw output of the bench module's benchmarks into
-// the README's performance section: medians, the ratios that the targets
-// are stated in, and whether each target is met.
+// the performance section of bench/README.md: medians, the ratios that the
+// targets are stated in, and whether each target is met.
 //
 // Usage:
 //
@@ -32,7 +32,8 @@ import (
 	"golang.org/x/perf/benchfmt"
 )
 
-// The markers around the generated section of the README.
+// The markers around the generated section of the README (bench/README.md,
+// as bench/run gives it).
 const (
 	startMarker = "<!-- bench:start -->"
 	endMarker   = "<!-- bench:end -->"
@@ -185,14 +186,62 @@ const (
 	maxConcurrencyDiff = 0.05 // |SDK concurrent/sequential - bare concurrent/sequential|
 )
 
-// render returns the README section for res.
+// variant is a row of a table: the benchmark's last name element and what
+// the row says it is.
+type variant struct{ name, label string }
+
+// The rows of the tables, in order.
+var (
+	encryptVariants = []variant{
+		{"SDK", "one credential: `Encryptor.EncryptString`"},
+		{"GoJose", "one credential: go-jose, encrypter built once"},
+		{"JWX", "one credential: jwx `jwe.Encrypt`, options built once"},
+		{"Floor", "one credential: the crypto floor (`rsa.EncryptOAEP`, AES-256-GCM seal, base64url)"},
+	}
+	concurrencyVariants = []variant{
+		{"SDKConcurrent", "4 values, one `Payload.Encrypt` (concurrent inside)"},
+		{"SDKSequential", "4 values, four one-value `Payload.Encrypt`s in a row"},
+		{"RSAConcurrent", "4 bare `rsa.EncryptOAEP`, on the SDK's goroutine layout"},
+		{"RSASequential", "4 bare `rsa.EncryptOAEP` in a row"},
+	}
+	bodyVariants = []variant{
+		{"SDK", "`Payload.Encrypt`, 3 values (RSA included)"},
+		{"SDKAppend", "`Payload.AppendEncrypt`, the same, into a reused buffer"},
+		{"SDKWalk", "`Payload.Check`: the same walk, nothing encrypted"},
+		{"UnmarshalMarshal", "`json.Unmarshal` into `any` + `json.Marshal`"},
+		{"Valid", "`json.Valid`"},
+		{"SkipValue", "a bare `jsontext` `SkipValue` pass"},
+	}
+	// bodySizes are the body benchmarks' sizes, as their names give them.
+	bodySizes = []string{"300B", "1MiB"}
+	// keyLibraries are the key fetching benchmarks' libraries.
+	keyLibraries = []string{"SDK", "Keyfunc", "JWX"}
+)
+
+// render returns the README section for res: how it was measured, the
+// targets, then a table each for encryption, body rewriting and key
+// fetching.
 func render(res *results, note string) string {
 	var b strings.Builder
+	writeIntro(&b, res, note)
+	b.WriteString("\n")
+	writeTargets(&b, res)
+	b.WriteString("\n")
+	writeEncryption(&b, res)
+	b.WriteString("\n")
+	writeBodies(&b, res)
+	b.WriteString("\n")
+	writeKeyFetching(&b, res)
+	return b.String()
+}
+
+// writeIntro writes how res was measured: rounds, machine and note.
+func writeIntro(b *strings.Builder, res *results, note string) {
 	rounds := fmt.Sprintf("%d rounds", res.rounds())
 	if res.rounds() == 1 {
 		rounds = "1 round"
 	}
-	fmt.Fprintf(&b, "Measured by `bench/run`, %s interleaved: each round runs every\n", rounds)
+	fmt.Fprintf(b, "Measured by `bench/run`, %s interleaved: each round runs every\n", rounds)
 	b.WriteString("benchmark once, alternating the order of its variants. Figures are medians\n")
 	b.WriteString("over rounds; a ratio is the median of the ratios within a round.\n")
 	var machine []string
@@ -203,103 +252,115 @@ func render(res *results, note string) string {
 		machine = append(machine, "GOMAXPROCS "+res.gomaxprocs)
 	}
 	if len(machine) > 0 {
-		fmt.Fprintf(&b, "Machine: %s.\n", strings.Join(machine, ", "))
+		fmt.Fprintf(b, "Machine: %s.\n", strings.Join(machine, ", "))
 	}
 	if note != "" {
-		fmt.Fprintf(&b, "%s\n", strings.TrimSpace(note))
+		fmt.Fprintf(b, "%s\n", strings.TrimSpace(note))
 	}
+}
 
-	b.WriteString("\n| target | measured | goal | |\n| --- | --- | --- | --- |\n")
+// writeTargets writes the targets table: each target's ratio, its goal,
+// and whether it is met.
+func writeTargets(b *strings.Builder, res *results) {
+	b.WriteString("| target | measured | goal | |\n| --- | --- | --- | --- |\n")
+	writeEncryptionTargets(b, res)
+	writeBodyTargets(b, res)
+	writeConcurrencyTargets(b, res)
+}
+
+// writeEncryptionTargets writes the rows of the per-field encryption
+// targets: the SDK over go-jose and over the crypto floor, for each key size.
+func writeEncryptionTargets(b *strings.Builder, res *results) {
 	for _, ks := range keySizes {
 		for _, t := range []struct {
 			den, label string
 			limit      float64
 		}{{"GoJose", "go-jose used directly", maxOverGoJose}, {"Floor", "the crypto floor", maxOverFloor}} {
 			r, ok := res.ratio("Encrypt/"+ks.name+"/SDK", "Encrypt/"+ks.name+"/"+t.den, "sec/op")
-			targetRow(&b, fmt.Sprintf("per-field encryption, %s: SDK ÷ %s", ks.label, t.label),
+			targetRow(b, fmt.Sprintf("per-field encryption, %s: SDK ÷ %s", ks.label, t.label),
 				fmt.Sprintf("%.2f×", r), ok, r <= t.limit, fmt.Sprintf("≤ %.2f×", t.limit))
 		}
 	}
-	for _, v := range []struct{ name, label string }{
+}
+
+// writeBodyTargets writes the rows of the body rewriting targets: the SDK
+// over a bare SkipValue pass, on the 1 MiB body.
+func writeBodyTargets(b *strings.Builder, res *results) {
+	for _, v := range []variant{
 		{"SDK", "`Payload.Encrypt`"},
 		{"SDKAppend", "`Payload.AppendEncrypt` into a reused buffer"},
 	} {
 		r, ok := res.ratio("Body/1MiB/"+v.name, "Body/1MiB/SkipValue", "sec/op")
-		targetRow(&b, "body rewriting, 1 MiB: "+v.label+" ÷ a bare `jsontext` `SkipValue` pass",
+		targetRow(b, "body rewriting, 1 MiB: "+v.label+" ÷ a bare `jsontext` `SkipValue` pass",
 			fmt.Sprintf("%.2f×", r), ok, r <= maxOverSkipValue, fmt.Sprintf("≤ %.2f×", maxOverSkipValue))
 	}
+}
+
+// writeConcurrencyTargets writes the rows of the concurrency targets: how
+// far the SDK's gain from encrypting concurrently is from bare RSA-OAEP's,
+// for each key size.
+func writeConcurrencyTargets(b *strings.Builder, res *results) {
 	for _, ks := range keySizes {
 		p := "Concurrency/" + ks.name + "/"
 		sdk, ok1 := res.ratio(p+"SDKConcurrent", p+"SDKSequential", "sec/op")
 		bare, ok2 := res.ratio(p+"RSAConcurrent", p+"RSASequential", "sec/op")
 		diff := math.Abs(sdk - bare)
-		targetRow(&b, fmt.Sprintf("4 values, %s: concurrent ÷ sequential, SDK vs bare RSA-OAEP", ks.label),
+		targetRow(b, fmt.Sprintf("4 values, %s: concurrent ÷ sequential, SDK vs bare RSA-OAEP", ks.label),
 			fmt.Sprintf("%.2f vs %.2f (%.2f apart)", sdk, bare, diff), ok1 && ok2, diff <= maxConcurrencyDiff,
 			fmt.Sprintf("within %.2f", maxConcurrencyDiff))
 	}
+}
 
-	b.WriteString("\n| encryption |")
+// writeEncryption writes the encryption table: one credential, then four
+// values, a column per key size.
+func writeEncryption(b *strings.Builder, res *results) {
+	b.WriteString("| encryption |")
+	var sizes []string
 	for _, ks := range keySizes {
-		fmt.Fprintf(&b, " %s key |", ks.label)
+		fmt.Fprintf(b, " %s key |", ks.label)
+		sizes = append(sizes, ks.name)
 	}
 	b.WriteString("\n| --- | --- | --- |\n")
-	for _, v := range []struct{ name, label string }{
-		{"SDK", "one credential: `Encryptor.EncryptString`"},
-		{"GoJose", "one credential: go-jose, encrypter built once"},
-		{"JWX", "one credential: jwx `jwe.Encrypt`, options built once"},
-		{"Floor", "one credential: the crypto floor (`rsa.EncryptOAEP`, AES-256-GCM seal, base64url)"},
-	} {
-		fmt.Fprintf(&b, "| %s |", v.label)
-		for _, ks := range keySizes {
-			fmt.Fprintf(&b, " %s |", res.timeMem("Encrypt/"+ks.name+"/"+v.name))
-		}
-		b.WriteString("\n")
-	}
-	for _, v := range []struct{ name, label string }{
-		{"SDKConcurrent", "4 values, one `Payload.Encrypt` (concurrent inside)"},
-		{"SDKSequential", "4 values, four one-value `Payload.Encrypt`s in a row"},
-		{"RSAConcurrent", "4 bare `rsa.EncryptOAEP`, on the SDK's goroutine layout"},
-		{"RSASequential", "4 bare `rsa.EncryptOAEP` in a row"},
-	} {
-		fmt.Fprintf(&b, "| %s |", v.label)
-		for _, ks := range keySizes {
-			fmt.Fprintf(&b, " %s |", res.timeMem("Concurrency/"+ks.name+"/"+v.name))
-		}
-		b.WriteString("\n")
-	}
+	writeRows(b, res, "Encrypt", sizes, encryptVariants)
+	writeRows(b, res, "Concurrency", sizes, concurrencyVariants)
+}
 
-	b.WriteString("\n| body rewriting | 300-byte connection body | 1 MiB body |\n| --- | --- | --- |\n")
-	for _, v := range []struct{ name, label string }{
-		{"SDK", "`Payload.Encrypt`, 3 values (RSA included)"},
-		{"SDKAppend", "`Payload.AppendEncrypt`, the same, into a reused buffer"},
-		{"SDKWalk", "`Payload.Check`: the same walk, nothing encrypted"},
-		{"UnmarshalMarshal", "`json.Unmarshal` into `any` + `json.Marshal`"},
-		{"Valid", "`json.Valid`"},
-		{"SkipValue", "a bare `jsontext` `SkipValue` pass"},
-	} {
-		fmt.Fprintf(&b, "| %s |", v.label)
-		for _, size := range []string{"300B", "1MiB"} {
-			fmt.Fprintf(&b, " %s |", res.timeMem("Body/"+size+"/"+v.name))
+// writeBodies writes the body rewriting table, a column per body size.
+func writeBodies(b *strings.Builder, res *results) {
+	b.WriteString("| body rewriting | 300-byte connection body | 1 MiB body |\n| --- | --- | --- |\n")
+	writeRows(b, res, "Body", bodySizes, bodyVariants)
+}
+
+// writeRows writes a row per variant: its label, then the time and memory
+// of benchmark bench/column/variant for each column.
+func writeRows(b *strings.Builder, res *results, bench string, columns []string, variants []variant) {
+	for _, v := range variants {
+		fmt.Fprintf(b, "| %s |", v.label)
+		for _, c := range columns {
+			fmt.Fprintf(b, " %s |", res.timeMem(bench+"/"+c+"/"+v.name))
 		}
 		b.WriteString("\n")
 	}
+}
 
-	b.WriteString("\n| key fetching, loopback | SDK `KeyFetcher` | keyfunc v3 | jwx v3 `jwk.Cache` |\n| --- | --- | --- | --- |\n")
-	fmt.Fprintf(&b, "| warm `Key` | %s | %s (`KeyReadAll`); %s (`KeyRead` by kid) | %s (`Lookup`); %s (`CachedSet`) |\n",
+// writeKeyFetching writes the key fetching table: warm reads, a cold burst
+// and a rotation, a column per library.
+func writeKeyFetching(b *strings.Builder, res *results) {
+	b.WriteString("| key fetching, loopback | SDK `KeyFetcher` | keyfunc v3 | jwx v3 `jwk.Cache` |\n| --- | --- | --- | --- |\n")
+	fmt.Fprintf(b, "| warm `Key` | %s | %s (`KeyReadAll`); %s (`KeyRead` by kid) | %s (`Lookup`); %s (`CachedSet`) |\n",
 		res.timeAllocs("KeyWarm/SDK"), res.timeAllocs("KeyWarm/KeyfuncReadAll"), res.timeAllocs("KeyWarm/KeyfuncRead"),
 		res.timeAllocs("KeyWarm/JWXLookup"), res.timeAllocs("KeyWarm/JWXCachedSet"))
 	b.WriteString("| cold burst of 1,000 goroutines: requests, p99 wait, errors |")
-	for _, lib := range []string{"SDK", "Keyfunc", "JWX"} {
+	for _, lib := range keyLibraries {
 		n := "KeyColdBurst/" + lib
-		fmt.Fprintf(&b, " %s, %s, %s |", res.count(n, "requests/op"), res.duration(n, "p99-sec"), res.count(n, "errors/op"))
+		fmt.Fprintf(b, " %s, %s, %s |", res.count(n, "requests/op"), res.duration(n, "p99-sec"), res.count(n, "errors/op"))
 	}
 	b.WriteString("\n| rotation mid-burst, 4,000 calls: requests, calls refused once, errors |")
-	for _, lib := range []string{"SDK", "Keyfunc", "JWX"} {
+	for _, lib := range keyLibraries {
 		n := "KeyRotation/" + lib
-		fmt.Fprintf(&b, " %s, %s, %s |", res.count(n, "requests/op"), res.count(n, "rejected/op"), res.count(n, "errors/op"))
+		fmt.Fprintf(b, " %s, %s, %s |", res.count(n, "requests/op"), res.count(n, "rejected/op"), res.count(n, "errors/op"))
 	}
 	b.WriteString("\n")
-	return b.String()
 }
 
 // targetRow writes one row of the targets table.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,6 +91,43 @@ func TestRenderStatesTargets(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "rewrite the golden files of testdata with render's output")
+
+// TestRenderGolden keeps render's output byte for byte as the golden files
+// of testdata have it: for every benchmark it reads (raw.txt: four rounds,
+// two benchmarks left out), and for one round with neither machine nor note
+// (raw-sparse.txt). go test -update rewrites the golden files.
+func TestRenderGolden(t *testing.T) {
+	tests := []struct {
+		name, raw, note, golden string
+	}{
+		{"every benchmark", "raw.txt", "Load average (1, 5, 15 min): 0.50 0.40 0.30 at the start.", "section.golden"},
+		{"one round, no machine", "raw-sparse.txt", "", "section-sparse.golden"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := readFiles([]string{filepath.Join("testdata", tt.raw)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := render(res, tt.note)
+			golden := filepath.Join("testdata", tt.golden)
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("render(testdata/%s) =\n%s\nwant (testdata/%s):\n%s", tt.raw, got, tt.golden, want)
+			}
+		})
+	}
+}
+
 func TestReplaceSection(t *testing.T) {
 	tests := []struct {
 		name, in, want string
@@ -115,6 +153,18 @@ func TestReplaceSection(t *testing.T) {
 				t.Errorf("replaceSection(%q) = %q; want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestBenchREADMEHasTheMarkers checks that bench/README.md, which bench/run
+// rewrites, has the markers once each, alone on their lines.
+func TestBenchREADMEHasTheMarkers(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := replaceSection(data, "NEW\n"); err != nil {
+		t.Errorf("replaceSection(bench/README.md) = %v; want nil", err)
 	}
 }
 
