@@ -19,6 +19,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/credseal/e2ee/internal/jwe"
 	"github.com/credseal/e2ee/internal/redact"
 )
 
@@ -260,7 +261,7 @@ func duplicateName(err error) string {
 }
 
 const (
-	algOAEP256 = "RSA-OAEP-256"
+	algOAEP256 = jwe.AlgOAEP256
 	algOAEP    = "RSA-OAEP"
 )
 

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unsafe"
 
+	"github.com/credseal/e2ee/internal/jwe"
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -458,7 +459,7 @@ func (p *Payload) Check(body []byte) error {
 // Encryptor, it also refuses a JWE that was not made with a key that the
 // Encryptor's source serves, now or, for a [KeyFinder], recently: an unknown
 // kid, or an encrypted key that does not fit the key its kid names (see
-// [jweInfo.madeWith]).
+// madeWith).
 func (p *Payload) verify(ctx context.Context, body []byte) error {
 	if p.enc == nil {
 		return p.Check(body)
@@ -474,18 +475,18 @@ func (p *Payload) verify(ctx context.Context, body []byte) error {
 	keys := make(map[string]*Key)
 	var foreign []string
 	for _, j := range w.jwes {
-		k, seen := keys[j.info.kid]
+		k, seen := keys[j.info.Kid]
 		if !seen {
 			var err error
-			if k, err = p.enc.keyByID(ctx, j.info.kid); err != nil {
+			if k, err = p.enc.keyByID(ctx, j.info.Kid); err != nil {
 				return err
 			}
-			keys[j.info.kid] = k
+			keys[j.info.Kid] = k
 		}
 		switch {
 		case k == nil:
 			foreign = append(foreign, j.pointer+" (a kid the key source does not know)")
-		case !j.info.madeWith(k):
+		case !madeWith(j.info, k):
 			foreign = append(foreign, j.pointer+" (does not fit the key its kid names)")
 		}
 	}
@@ -541,7 +542,7 @@ type walker struct {
 // jweRef is a designated JWE of a body and its JSON Pointer.
 type jweRef struct {
 	pointer string
-	info    jweInfo
+	info    jwe.Info
 }
 
 // found is a designated string: its bytes, quotes included, are
@@ -695,12 +696,12 @@ func (w *walker) designated(kind jsontext.Kind) error {
 		owned = true
 	}
 	if bytes.Count(plain, []byte{'.'}) == 4 {
-		if jwe, ok := parseJWE(string(plain)); ok {
+		if info, ok := jwe.Parse(string(plain)); ok {
 			if !w.check && w.jwe == "" {
 				w.jwe = w.pointer()
 			}
 			if w.keyed {
-				w.jwes = append(w.jwes, jweRef{w.pointer(), jwe})
+				w.jwes = append(w.jwes, jweRef{w.pointer(), info})
 			}
 			return nil
 		}
