@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/credseal/e2ee/internal/jsonpattern"
 )
 
 // The sentinels of this package: callers branch on them with [errors.Is].
@@ -41,7 +43,7 @@ var ErrUnsuitableKey = errors.New("e2ee: key not eligible")
 // ErrNotString indicates that a designated JSON value cannot be encrypted in
 // place. It occurs when a field pattern of a [Payload] matches a number,
 // boolean, object or array: only strings (and null) are designated values.
-var ErrNotString = errors.New("e2ee: designated value is not a string")
+var ErrNotString = jsonpattern.ErrNotString
 
 // ErrCleartext indicates that a body still carries a credential in cleartext.
 // It occurs when [Payload.Check] finds a designated value that is not a JWE.
@@ -51,7 +53,7 @@ var ErrCleartext = errors.New("e2ee: designated value in cleartext")
 // when a body is not valid JSON and, on a [Transport]'s matching route, when
 // it is compressed (has a Content-Encoding) or has a Content-Type that is
 // not JSON.
-var ErrNotJSON = errors.New("e2ee: body is not JSON")
+var ErrNotJSON = jsonpattern.ErrNotJSON
 
 // ErrAlreadyEncrypted indicates that a designated value was a JWE before a
 // [Transport] encrypted the body. A JWE is as good as the credential it
@@ -77,13 +79,13 @@ var ErrUnknownKey = errors.New("e2ee: designated value not encrypted with a key 
 // goes through (the "fields" of "/fields/*") is a string, number or
 // boolean, and, for a Payload of [Payload.ObjectsOnly], when either is an
 // array.
-var ErrBodyShape = errors.New("e2ee: body is not shaped as its field patterns expect")
+var ErrBodyShape = jsonpattern.ErrBodyShape
 
 // ErrTooManyValues indicates a body that designates more values than a
 // [Payload] encrypts or checks in one body (see [Payload.WithMaxValues]).
 // Each value costs an RSA encryption, so the bound keeps the work of one
 // request bounded.
-var ErrTooManyValues = errors.New("e2ee: too many designated values")
+var ErrTooManyValues = jsonpattern.ErrTooManyValues
 
 // ErrNotSent indicates that RoundTrip refused a request and sent nothing:
 // every error [Transport.RoundTrip] returns before handing the request to
@@ -200,29 +202,6 @@ type bodyCheckError struct {
 func (e *bodyCheckError) Error() string { return e.msg }
 
 func (e *bodyCheckError) Unwrap() []error { return e.errs }
-
-// jsonError is an invalid-JSON error whose message gives no body bytes.
-type jsonError struct {
-	msg string
-	err error // io.ErrUnexpectedEOF for a truncated body, else nil
-}
-
-func (e *jsonError) Error() string { return "e2ee: " + e.msg }
-
-func (e *jsonError) Unwrap() []error {
-	if e.err == nil {
-		return []error{ErrNotJSON}
-	}
-	return []error{ErrNotJSON, e.err}
-}
-
-// shapeError is the error of a body that is not shaped as its patterns
-// expect: its message, wrapping ErrBodyShape.
-type shapeError string
-
-func (e shapeError) Error() string { return "e2ee: " + string(e) }
-
-func (e shapeError) Unwrap() error { return ErrBodyShape }
 
 // reasoned is an error with the reason a Logger records for it.
 type reasoned struct {

@@ -5,18 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode"
 	"unsafe"
 
-	"github.com/credseal/e2ee/internal/jwe"
-	"github.com/go-json-experiment/json/jsontext"
+	"github.com/credseal/e2ee/internal/jsonpattern"
 )
 
 // DefaultMaxValues is the most values that one body may designate, for a
@@ -57,7 +53,7 @@ const DefaultMaxValues = 256
 // A Payload is safe for concurrent use by multiple goroutines.
 type Payload struct {
 	enc      *Encryptor
-	patterns []pattern
+	patterns *jsonpattern.Set
 	// workers bounds the encryptions of one body that run at once;
 	// 0 means GOMAXPROCS.
 	workers int
@@ -68,44 +64,17 @@ type Payload struct {
 	objectsOnly bool
 }
 
-// pattern is one compiled field pattern.
-type pattern struct {
-	exclude bool
-	segs    []segment
-}
-
-// segment is one reference token of a pattern.
-type segment struct {
-	name     string // unescaped member name; "*" when wild
-	wild     bool
-	index    int // the array index name denotes, or -1
-	hasIndex bool
-}
-
-func (s segment) matchName(name []byte) bool { return s.wild || string(name) == s.name }
-
-func (s segment) matchIndex(i int) bool { return s.wild || (s.hasIndex && s.index == i) }
-
 // NewPayload returns a Payload that encrypts, with enc, the values that
 // fields designate. Each field is a pattern as described on [Payload]. At
 // least one pattern must designate something (not begin with "!").
 //
 // enc may be nil for a Payload used only to [Payload.Check] bodies.
 func NewPayload(enc *Encryptor, fields ...string) (*Payload, error) {
-	p := &Payload{enc: enc}
-	include := false
-	for _, f := range fields {
-		pat, err := compilePattern(f)
-		if err != nil {
-			return nil, err
-		}
-		include = include || !pat.exclude
-		p.patterns = append(p.patterns, pat)
+	patterns, err := jsonpattern.Compile(fields)
+	if err != nil {
+		return nil, err
 	}
-	if !include {
-		return nil, errors.New("e2ee: no field pattern designates anything")
-	}
-	return p, nil
+	return &Payload{enc: enc, patterns: patterns}, nil
 }
 
 // WithMaxValues returns a copy of p that refuses a body designating more
@@ -152,126 +121,13 @@ func (p *Payload) Designates(pointer string) bool {
 	}
 	var toks []string
 	for tok := range strings.SplitSeq(pointer[1:], "/") {
-		name, err := unescapeToken(tok)
+		name, err := jsonpattern.UnescapeToken(tok)
 		if err != nil {
 			return false
 		}
 		toks = append(toks, name)
 	}
-	return p.designates(toks)
-}
-
-// designates reports whether p designates the value whose path is toks.
-func (p *Payload) designates(toks []string) bool {
-	included := false
-	for _, pat := range p.patterns {
-		if len(pat.segs) != len(toks) || !pat.matchTokens(toks) {
-			continue
-		}
-		if pat.exclude {
-			return false
-		}
-		included = true
-	}
-	return included
-}
-
-// reachesParam reports whether p designates the query parameter name, or
-// goes through it to designate a value below it: name read as a top-level
-// member ("password"), in lower case, and as the path its brackets or dots
-// write ("fields[website]", "fields.website").
-func (p *Payload) reachesParam(name string) bool {
-	readings := [][]string{{name}, {strings.ToLower(name)}}
-	if strings.ContainsAny(name, "[.") {
-		var toks []string
-		for tok := range strings.FieldsFuncSeq(name, func(r rune) bool { return r == '[' || r == ']' || r == '.' }) {
-			toks = append(toks, tok)
-		}
-		if strings.HasSuffix(name, "[]") {
-			toks = append(toks, "0")
-		}
-		if len(toks) > 0 {
-			readings = append(readings, toks)
-		}
-	}
-	for _, toks := range readings {
-		if p.designates(toks) {
-			return true
-		}
-		for _, pat := range p.patterns {
-			if prefix := (pattern{segs: pat.segs[:min(len(toks), len(pat.segs))]}); !pat.exclude &&
-				len(pat.segs) > len(toks) && prefix.matchTokens(toks) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// matchTokens reports whether every segment of pat matches the token at its
-// depth; the caller checks that there are as many tokens as segments.
-func (pat pattern) matchTokens(toks []string) bool {
-	for i, seg := range pat.segs {
-		if !seg.matchName([]byte(toks[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-// literalAt reports whether some pattern names the member name at path
-// depth depth (0 for a top-level member) literally, not with "*".
-func (p *Payload) literalAt(depth int, name string) bool {
-	for _, pat := range p.patterns {
-		if len(pat.segs) > depth && !pat.segs[depth].wild && pat.segs[depth].name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// compilePattern parses one field pattern.
-func compilePattern(f string) (pattern, error) {
-	var pat pattern
-	src := f
-	if rest, ok := strings.CutPrefix(f, "!"); ok {
-		pat.exclude, src = true, rest
-	}
-	if !strings.HasPrefix(src, "/") {
-		return pattern{}, fmt.Errorf("e2ee: field pattern %q: want a JSON Pointer starting with /", f)
-	}
-	for tok := range strings.SplitSeq(src[1:], "/") {
-		name, err := unescapeToken(tok)
-		if err != nil {
-			return pattern{}, fmt.Errorf("e2ee: field pattern %q: %w", f, err)
-		}
-		seg := segment{name: name, wild: tok == "*", index: -1}
-		if i, err := strconv.Atoi(tok); err == nil && i >= 0 && strconv.Itoa(i) == tok {
-			seg.index, seg.hasIndex = i, true
-		}
-		pat.segs = append(pat.segs, seg)
-	}
-	return pat, nil
-}
-
-// unescapeToken resolves the ~0 and ~1 escapes of an RFC 6901 reference token.
-func unescapeToken(tok string) (string, error) {
-	if !strings.Contains(tok, "~") {
-		return tok, nil
-	}
-	var b strings.Builder
-	for i := 0; i < len(tok); i++ {
-		if tok[i] != '~' {
-			b.WriteByte(tok[i])
-			continue
-		}
-		if i+1 == len(tok) || (tok[i+1] != '0' && tok[i+1] != '1') {
-			return "", errors.New("~ must be followed by 0 or 1")
-		}
-		b.WriteByte("~/"[tok[i+1]-'0'])
-		i++
-	}
-	return b.String(), nil
+	return p.patterns.Designates(toks)
 }
 
 // Encrypt returns body with every designated string replaced by the JWE of
@@ -352,17 +208,17 @@ func (p *Payload) encrypt(ctx context.Context, body []byte, allowJWE bool) ([]by
 // bytes between the designated values, and each value's JWE, quoted. It
 // returns body alone, and no kid, when nothing needs encrypting.
 func (p *Payload) encryptParts(ctx context.Context, body []byte, allowJWE bool) ([][]byte, string, error) {
-	w := p.walk(body, false, false)
-	defer w.release()
-	if w.err != nil {
-		return nil, "", w.err
+	w := p.walk(body, jsonpattern.Options{})
+	defer w.Release()
+	if w.Err != nil {
+		return nil, "", w.Err
 	}
-	if w.jwe != "" && !allowJWE {
+	if w.FirstJWE != "" && !allowJWE {
 		return nil, "", fmt.Errorf("%w: %s: a JWE is as good as the credential it holds, and one copied "+
 			"from a log would be replayed (a route lets JWEs through with AllowJWE, for a user interface "+
-			"that encrypts values itself)", ErrAlreadyEncrypted, w.jwe)
+			"that encrypts values itself)", ErrAlreadyEncrypted, w.FirstJWE)
 	}
-	if len(w.found) == 0 {
+	if len(w.Found) == 0 {
 		return [][]byte{body}, "", nil
 	}
 	if p.enc == nil {
@@ -373,16 +229,16 @@ func (p *Payload) encryptParts(ctx context.Context, body []byte, allowJWE bool) 
 		return nil, "", err
 	}
 
-	jwes, err := encryptAll(ctx, ke, w.found, p.workerCount())
+	jwes, err := encryptAll(ctx, ke, w.Found, p.workerCount())
 	if err != nil {
 		return nil, "", err
 	}
 
-	parts := make([][]byte, 0, 2*len(w.found)+1)
+	parts := make([][]byte, 0, 2*len(w.Found)+1)
 	last := 0
-	for i, f := range w.found {
-		parts = append(parts, body[last:f.start], []byte(`"`+jwes[i]+`"`))
-		last = f.end
+	for i, f := range w.Found {
+		parts = append(parts, body[last:f.Start], []byte(`"`+jwes[i]+`"`))
+		last = f.End
 	}
 	return append(parts, body[last:]), ke.key.ID, nil
 }
@@ -398,7 +254,7 @@ const minConcurrent = 3
 // encryptAll encrypts the values of found with ke: one after the other when
 // there are fewer than minConcurrent, else on up to workers goroutines that
 // take the next value from a shared counter, while the caller waits.
-func encryptAll(ctx context.Context, ke *keyEncrypter, found []found, workers int) ([]string, error) {
+func encryptAll(ctx context.Context, ke *keyEncrypter, found []jsonpattern.Found, workers int) ([]string, error) {
 	jwes := make([]string, len(found))
 	errs := make([]error, len(found))
 	var next atomic.Int64
@@ -412,7 +268,7 @@ func encryptAll(ctx context.Context, ke *keyEncrypter, found []found, workers in
 				errs[i] = err
 				return
 			}
-			if jwes[i], errs[i] = ke.encrypt(found[i].plain); errs[i] != nil {
+			if jwes[i], errs[i] = ke.encrypt(found[i].Plain); errs[i] != nil {
 				next.Store(int64(len(found))) // stop the others early
 				return
 			}
@@ -447,12 +303,12 @@ func (p *Payload) workerCount() int {
 // patterns look for them ([ErrBodyShape]), and more designated values than
 // the Payload's bound, are errors too.
 func (p *Payload) Check(body []byte) error {
-	w := p.walk(body, true, false)
-	defer w.release()
-	if w.err != nil {
-		return w.err
+	w := p.walk(body, jsonpattern.Options{Check: true})
+	defer w.Release()
+	if w.Err != nil {
+		return w.Err
 	}
-	return checkError(w.cleartext, nil)
+	return checkError(w.Cleartext, nil)
 }
 
 // verify is Check for a Transport's VerifyOnly route. When p has an
@@ -467,30 +323,30 @@ func (p *Payload) verify(ctx context.Context, body []byte) error {
 	if _, err := p.enc.current(ctx); err != nil {
 		return err
 	}
-	w := p.walk(body, true, true)
-	defer w.release()
-	if w.err != nil {
-		return w.err
+	w := p.walk(body, jsonpattern.Options{Check: true, Keyed: true})
+	defer w.Release()
+	if w.Err != nil {
+		return w.Err
 	}
 	keys := make(map[string]*Key)
 	var foreign []string
-	for _, j := range w.jwes {
-		k, seen := keys[j.info.Kid]
+	for _, j := range w.JWEs {
+		k, seen := keys[j.Info.Kid]
 		if !seen {
 			var err error
-			if k, err = p.enc.keyByID(ctx, j.info.Kid); err != nil {
+			if k, err = p.enc.keyByID(ctx, j.Info.Kid); err != nil {
 				return err
 			}
-			keys[j.info.Kid] = k
+			keys[j.Info.Kid] = k
 		}
 		switch {
 		case k == nil:
-			foreign = append(foreign, j.pointer+" (a kid the key source does not know)")
-		case !madeWith(j.info, k):
-			foreign = append(foreign, j.pointer+" (does not fit the key its kid names)")
+			foreign = append(foreign, j.Pointer+" (a kid the key source does not know)")
+		case !madeWith(j.Info, k):
+			foreign = append(foreign, j.Pointer+" (does not fit the key its kid names)")
 		}
 	}
-	return checkError(w.cleartext, foreign)
+	return checkError(w.Cleartext, foreign)
 }
 
 // maxListed bounds the pointers that a Check error lists.
@@ -519,332 +375,16 @@ func checkError(cleartext, foreign []string) error {
 	return nil
 }
 
-// walker is the state of one pass over a body.
-type walker struct {
-	p     *Payload
-	body  []byte
-	check bool // collect cleartext pointers instead of failing on non-strings
-	keyed bool // with check, collect the designated JWEs, for their keys to be checked
-	count int  // designated values so far
-
-	buf  bytes.Buffer
-	dec  *jsontext.Decoder
-	live []int32 // a stack of sets of pattern indices, one set per open level
-	name []byte  // scratch for unescaped member names
-
-	found     []found  // designated strings to encrypt, in body order
-	cleartext []string // with check: pointers of designated values in cleartext
-	jwe       string   // without check: the pointer of the first designated JWE
-	jwes      []jweRef // with keyed: the designated JWEs, in body order
-	err       error
+// walk reads body once with p's patterns and bounds, as o says.
+func (p *Payload) walk(body []byte, o jsonpattern.Options) *jsonpattern.Walker {
+	o.MaxValues, o.ObjectsOnly = p.maxValueCount(), p.objectsOnly
+	return jsonpattern.Walk(p.patterns, body, o)
 }
 
-// jweRef is a designated JWE of a body and its JSON Pointer.
-type jweRef struct {
-	pointer string
-	info    jwe.Info
-}
+// reachesParam reports whether p designates the query parameter name, or
+// goes through it (see jsonpattern.Set.ReachesParam).
+func (p *Payload) reachesParam(name string) bool { return p.patterns.ReachesParam(name) }
 
-// found is a designated string: its bytes, quotes included, are
-// body[start:end]; plain is its decoded value, a copy when owned and else a
-// slice of the body.
-type found struct {
-	start, end int
-	plain      []byte
-	owned      bool
-}
-
-var walkers = sync.Pool{New: func() any {
-	w := new(walker)
-	w.dec = jsontext.NewDecoder(&w.buf)
-	return w
-}}
-
-// walk reads body once, recording designated strings (or, with check,
-// designated values in cleartext).
-//
-// It tracks, for each open object or array, the patterns whose segments
-// match the path so far, and skips whole values that no pattern can reach
-// with SkipValue: that is what keeps the pass close to the cost of
-// validation. The jsontext decoder reads directly from the body's bytes.
-func (p *Payload) walk(body []byte, check, keyed bool) *walker {
-	w := walkers.Get().(*walker)
-	w.p, w.body, w.check, w.keyed, w.count = p, body, check, keyed, 0
-	w.buf = *bytes.NewBuffer(body)
-	w.dec.Reset(&w.buf, jsontext.AllowDuplicateNames(true))
-
-	w.live = w.live[:0]
-	for i := range p.patterns {
-		w.live = append(w.live, int32(i))
-	}
-	w.err = w.value(0, 0, len(w.live))
-	if w.err == nil {
-		switch _, err := w.dec.ReadToken(); {
-		case err == nil:
-			w.err = errors.New("e2ee: trailing data after the JSON value")
-		case err != io.EOF:
-			w.err = syntaxError(err, "trailing data after the JSON value")
-		}
-	}
-	return w
-}
-
-// release clears plaintext copies and returns w to the pool.
-func (w *walker) release() {
-	for _, f := range w.found {
-		if f.owned {
-			clear(f.plain)
-		}
-	}
-	w.found = w.found[:0]
-	w.cleartext, w.jwe = nil, ""
-	clear(w.name)
-	w.p, w.body, w.err = nil, nil, nil
-	w.jwes = w.jwes[:0]
-	w.buf = bytes.Buffer{}
-	w.dec.Reset(&w.buf) // drop every reference to body
-	walkers.Put(w)
-}
-
-// value handles the next value, reached through a path matched so far by
-// the patterns w.live[lo:hi], at depth (path length) depth.
-func (w *walker) value(depth, lo, hi int) error {
-	designated, descend := false, false
-	excluded := false
-	for _, i := range w.live[lo:hi] {
-		pat := &w.p.patterns[i]
-		switch n := len(pat.segs); {
-		case n == depth && pat.exclude:
-			excluded = true
-		case n == depth:
-			designated = true
-		case n > depth && !pat.exclude:
-			descend = true
-		}
-	}
-	designated = designated && !excluded
-
-	kind := w.dec.PeekKind()
-	switch {
-	case designated:
-		return w.designated(kind)
-	case descend && kind == '{':
-		return w.object(depth, lo, hi)
-	case descend && kind == '[' && !w.p.objectsOnly:
-		return w.array(depth, lo, hi)
-	case descend && (kind != 'n' || depth == 0):
-		return w.shapeError(kind, depth)
-	default:
-		if err := w.dec.SkipValue(); err != nil {
-			return syntaxError(err, "")
-		}
-		return nil
-	}
-}
-
-// shapeError is the error of a value of kind, at depth, that patterns go
-// through but that cannot hold their values.
-func (w *walker) shapeError(kind jsontext.Kind, depth int) error {
-	if err := w.dec.SkipValue(); err != nil {
-		return syntaxError(err, "")
-	}
-	what, want := "the body", "an object or an array"
-	if depth > 0 {
-		what = w.pointer()
-	}
-	if w.p.objectsOnly {
-		want = "an object"
-	}
-	if kind == '"' {
-		if depth == 0 {
-			what = "the body is a JSON string"
-		} else {
-			what += " is a string"
-		}
-		return shapeError(fmt.Sprintf("%s, not %s: was it stringified twice?", what, want))
-	}
-	return shapeError(fmt.Sprintf("%s is %s, not %s", what, kindName(kind), want))
-}
-
-func (w *walker) designated(kind jsontext.Kind) error {
-	if w.count++; w.count > w.p.maxValueCount() {
-		return fmt.Errorf("%w: the body designates more than %d", ErrTooManyValues, w.p.maxValueCount())
-	}
-	v, err := w.dec.ReadValue()
-	if err != nil {
-		return syntaxError(err, "")
-	}
-	switch kind {
-	case 'n':
-		return nil
-	case '"':
-	default:
-		ptr := w.pointer()
-		if w.check {
-			w.cleartext = append(w.cleartext, fmt.Sprintf("%s (%s)", ptr, kindName(kind)))
-			return nil
-		}
-		return fmt.Errorf("%w: %s is %s", ErrNotString, ptr, kindName(kind))
-	}
-	end := int(w.dec.InputOffset())
-	start := end - len(v)
-	plain, owned := w.body[start+1:end-1:end-1], false
-	if bytes.IndexByte(plain, '\\') >= 0 {
-		if plain, err = jsontext.AppendUnquote(nil, v); err != nil {
-			return syntaxError(err, "")
-		}
-		owned = true
-	}
-	if bytes.Count(plain, []byte{'.'}) == 4 {
-		if info, ok := jwe.Parse(string(plain)); ok {
-			if !w.check && w.jwe == "" {
-				w.jwe = w.pointer()
-			}
-			if w.keyed {
-				w.jwes = append(w.jwes, jweRef{w.pointer(), info})
-			}
-			return nil
-		}
-	}
-	if w.check {
-		w.cleartext = append(w.cleartext, w.pointer())
-		if owned {
-			clear(plain)
-		}
-		return nil
-	}
-	w.found = append(w.found, found{start: start, end: end, plain: plain, owned: owned})
-	return nil
-}
-
-func (w *walker) object(depth, lo, hi int) error {
-	if _, err := w.dec.ReadToken(); err != nil {
-		return syntaxError(err, "")
-	}
-	for w.dec.PeekKind() != '}' {
-		raw, err := w.dec.ReadValue()
-		if err != nil {
-			return syntaxError(err, "")
-		}
-		name := raw[1 : len(raw)-1]
-		if bytes.IndexByte(name, '\\') >= 0 {
-			if w.name, err = jsontext.AppendUnquote(w.name[:0], raw); err != nil {
-				return syntaxError(err, "")
-			}
-			name = w.name
-		}
-		if err := w.child(depth, lo, hi, func(s segment) bool { return s.matchName(name) }); err != nil {
-			return err
-		}
-	}
-	if _, err := w.dec.ReadToken(); err != nil {
-		return syntaxError(err, "")
-	}
-	return nil
-}
-
-func (w *walker) array(depth, lo, hi int) error {
-	if _, err := w.dec.ReadToken(); err != nil {
-		return syntaxError(err, "")
-	}
-	for i := 0; w.dec.PeekKind() != ']'; i++ {
-		if err := w.child(depth, lo, hi, func(s segment) bool { return s.matchIndex(i) }); err != nil {
-			return err
-		}
-	}
-	if _, err := w.dec.ReadToken(); err != nil {
-		return syntaxError(err, "")
-	}
-	return nil
-}
-
-// child walks the value one level below depth with, as live patterns, those
-// of w.live[lo:hi] whose segment at that depth match accepts.
-func (w *walker) child(depth, lo, hi int, match func(segment) bool) error {
-	top := len(w.live)
-	for _, i := range w.live[lo:hi] {
-		if segs := w.p.patterns[i].segs; len(segs) > depth && match(segs[depth]) {
-			w.live = append(w.live, i)
-		}
-	}
-	err := w.value(depth+1, top, len(w.live))
-	w.live = w.live[:top]
-	return err
-}
-
-// pointer returns the JSON Pointer of the value just read, each member name
-// in it shown only when a pattern names it literally at that depth, and as
-// "*" otherwise; array indices show as they are.
-func (w *walker) pointer() string {
-	var b strings.Builder
-	depth := 0
-	for tok := range w.dec.StackPointer().Tokens() {
-		b.WriteByte('/')
-		switch {
-		case w.inArray(depth) && isIndex(tok):
-			b.WriteString(tok)
-		case w.p.literalAt(depth, tok) && printable(tok):
-			b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(tok))
-		default:
-			b.WriteByte('*')
-		}
-		depth++
-	}
-	return b.String()
-}
-
-// inArray reports whether the token at depth of the decoder's stack pointer
-// is an array index.
-func (w *walker) inArray(depth int) bool {
-	kind, _ := w.dec.StackIndex(depth + 1)
-	return kind == '['
-}
-
-// isIndex reports whether tok is an array index: decimal digits.
-func isIndex(tok string) bool {
-	return tok != "" && strings.Trim(tok, "0123456789") == ""
-}
-
-// printable reports whether s has no control or other non-printing character.
-func printable(s string) bool {
-	return !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
-}
-
-func kindName(k jsontext.Kind) string {
-	switch k {
-	case '0':
-		return "a number"
-	case 't', 'f':
-		return "a boolean"
-	case '{':
-		return "an object"
-	case '[':
-		return "an array"
-	case '"':
-		return "a string"
-	case 'n':
-		return "null"
-	}
-	return "not a string"
-}
-
-// syntaxError describes a JSON decoding error by its byte offset only. The
-// decoder's own message, and the JSON Pointer it gives, may quote bytes of
-// the body (a credential with a stray quote can turn into a member name), so
-// neither is kept, not even as a wrapped error.
-func syntaxError(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	if what == "" {
-		what = "body is not valid JSON"
-	}
-	var se *jsontext.SyntacticError
-	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return &jsonError{msg: "body is not valid JSON: unexpected end of input", err: io.ErrUnexpectedEOF}
-	case errors.As(err, &se):
-		return &jsonError{msg: fmt.Sprintf("%s (at byte offset %d)", what, se.ByteOffset)}
-	}
-	return &jsonError{msg: what}
-}
+// literalAt reports whether some pattern of p names the member name at
+// depth literally.
+func (p *Payload) literalAt(depth int, name string) bool { return p.patterns.LiteralAt(depth, name) }

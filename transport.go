@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/credseal/e2ee/internal/jsonpattern"
 	"github.com/credseal/e2ee/internal/redact"
 )
 
@@ -258,7 +259,7 @@ func checkQuery(route *Route, req *http.Request) error {
 			continue
 		}
 		shown := "*"
-		if route.Payload.literalAt(0, name) && printable(name) {
+		if route.Payload.literalAt(0, name) && jsonpattern.Printable(name) {
 			shown = redact.Quote(name)
 		}
 		return &reasoned{"query", fmt.Errorf("%w: query parameter %d (%s): credentials go in the JSON body, where they are "+
