@@ -4,18 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
-	"path"
 	"slices"
-	"strings"
-	"unicode"
 
-	"golang.org/x/net/idna"
-
-	"github.com/credseal/e2ee/internal/redact"
+	"github.com/credseal/e2ee/internal/routematch"
 )
 
 // Route designates the requests whose bodies a [Transport] encrypts or checks.
@@ -94,120 +86,6 @@ func variantOf(ctx context.Context) string {
 	return v
 }
 
-// methods are the request methods that a route pattern may name.
-var methods = []string{"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
-
-// routePattern is a route pattern, checked and read into its parts.
-type routePattern struct {
-	method string // "" for every method
-	host   string // "" for every host
-	path   string // starting with "/", in lower case
-}
-
-// mux returns the pattern as registered in a router's ServeMux.
-func (p routePattern) mux() string {
-	if p.method == "" {
-		return p.host + p.path
-	}
-	return p.method + " " + p.host + p.path
-}
-
-// parsePattern reads and checks a route pattern, as described on
-// [Route.Pattern].
-func parsePattern(s string) (routePattern, error) {
-	var p routePattern
-	var rest string
-	switch f := strings.Fields(s); len(f) {
-	case 1:
-		rest = f[0]
-	case 2:
-		p.method, rest = f[0], f[1]
-	default:
-		return p, errors.New(`want "[METHOD ][HOST]/PATH"`)
-	}
-	if p.method != "" && !slices.Contains(methods, p.method) {
-		if up := strings.ToUpper(p.method); slices.Contains(methods, up) {
-			return p, fmt.Errorf("method %s must be upper case: %s", redact.Quote(p.method), up)
-		}
-		return p, fmt.Errorf("unknown method %s (want one of %s)", redact.Quote(p.method), strings.Join(methods, ", "))
-	}
-	i := strings.IndexByte(rest, '/')
-	if i < 0 {
-		return p, errors.New(`no path: a pattern's path starts with "/"`)
-	}
-	p.host, p.path = rest[:i], rest[i:]
-	if err := checkPatternHost(p.host); err != nil {
-		return p, err
-	}
-	if err := checkPatternPath(p.path); err != nil {
-		return p, err
-	}
-	p.path = strings.ToLower(p.path)
-	return p, nil
-}
-
-// checkPatternHost checks the host of a route pattern ("" for none).
-func checkPatternHost(h string) error {
-	if h == "" {
-		return nil
-	}
-	switch {
-	case strings.ContainsAny(h, "[]"):
-		return fmt.Errorf("host %s: brackets (IPv6 addresses) are not supported", redact.Quote(h))
-	case strings.Contains(h, ":"):
-		return fmt.Errorf("host %s has a port: drop it (routes match every port)", redact.Quote(h))
-	case strings.HasSuffix(h, "."):
-		return fmt.Errorf("host %s ends with a dot: drop it (routes match with or without one)", redact.Quote(h))
-	case !isASCII(h):
-		if a, err := idna.Lookup.ToASCII(h); err == nil {
-			return fmt.Errorf("host %s has non-ASCII letters: write it as net/http dials it, %s", redact.Quote(h), redact.Quote(a))
-		}
-		return fmt.Errorf("host %s has non-ASCII letters: write it in its IDNA ASCII form", redact.Quote(h))
-	case h != strings.ToLower(h):
-		return fmt.Errorf("host %s must be lowercase: %s", redact.Quote(h), strings.ToLower(h))
-	}
-	if addr, err := netip.ParseAddr(h); err == nil && addr.Is4() {
-		return nil
-	}
-	labels := strings.Split(h, ".")
-	last := labels[len(labels)-1]
-	if h != "localhost" && (len(labels) < 2 || strings.Trim(last, "0123456789") == "") {
-		return fmt.Errorf(`%s is not a host name with a dot, localhost or an IPv4 address (a pattern's path starts with "/")`, redact.Quote(h))
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' ||
-			strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
-			return fmt.Errorf("host %s: label %s is not a DNS label", redact.Quote(h), redact.Quote(l))
-		}
-	}
-	return nil
-}
-
-// checkPatternPath checks the path of a route pattern.
-func checkPatternPath(p string) error {
-	if strings.ContainsAny(p, "?#") {
-		return fmt.Errorf("path %s has a query or fragment, which no request path has", redact.Quote(p))
-	}
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		switch {
-		case strings.HasPrefix(seg, ":"):
-			return fmt.Errorf("path segment %s: write a wildcard as {%s}", redact.Quote(seg), seg[1:])
-		case strings.Contains(seg, "*"):
-			return fmt.Errorf("path segment %s: write a wildcard as {name}, or {name...} at the end", redact.Quote(seg))
-		}
-	}
-	return nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 // A router matches requests against the routes of a Transport, by
 // resource: a request matches a route when its path ends, at a segment
 // boundary, with the route's path, whatever comes before it (a gateway's
@@ -225,11 +103,7 @@ type router struct {
 // matcher is a route, read for matching.
 type matcher struct {
 	route   *Route
-	method  string   // "" for every method
-	host    string   // "" for every host
-	segs    []string // the path's segments: literals, or "" for a {name} wildcard
-	wild    []bool   // wild[i]: segs[i] is a {name} wildcard
-	rest    bool     // the path ends with {name...} or "/": any segments may follow
+	pattern routematch.Pattern
 	variant string
 }
 
@@ -258,7 +132,7 @@ func newMatcher(r *Route, muxes map[string]*http.ServeMux) (matcher, error) {
 	case !r.VerifyOnly && r.Payload.enc == nil:
 		return matcher{}, errors.New("Payload has no Encryptor")
 	}
-	p, err := parsePattern(r.Pattern)
+	p, err := routematch.Parse(r.Pattern)
 	if err != nil {
 		return matcher{}, err
 	}
@@ -269,29 +143,10 @@ func newMatcher(r *Route, muxes map[string]*http.ServeMux) (matcher, error) {
 		mux = http.NewServeMux()
 		muxes[r.Variant] = mux
 	}
-	if err := handle(mux, p.mux()); err != nil {
+	if err := handle(mux, p.Mux()); err != nil {
 		return matcher{}, err
 	}
-	m := matcher{route: r, method: p.method, host: p.host, variant: r.Variant}
-	segs := strings.Split(p.path[1:], "/")
-	switch last := segs[len(segs)-1]; {
-	case last == "": // "/a/" matches "/a/" and every path below it
-		m.rest, segs = true, segs[:len(segs)-1]
-	case last == "{$}": // "/a/{$}" matches "/a/" alone
-		segs[len(segs)-1] = ""
-	case strings.HasPrefix(last, "{") && strings.HasSuffix(last, "...}"):
-		m.rest, segs = true, segs[:len(segs)-1]
-	}
-	for _, s := range segs {
-		wild := len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}'
-		if wild {
-			s = ""
-		} else {
-			s = unescapeOr(s)
-		}
-		m.segs, m.wild = append(m.segs, s), append(m.wild, wild)
-	}
-	return m, nil
+	return matcher{route: r, pattern: p, variant: r.Variant}, nil
 }
 
 // handle registers pattern in mux, returning the mux's panic (an invalid or
@@ -306,41 +161,6 @@ func handle(mux *http.ServeMux, pattern string) (err error) {
 	return nil
 }
 
-// matchMethod reports whether m takes requests of method (in upper case):
-// a GET route takes HEAD too, as a ServeMux's does.
-func (m *matcher) matchMethod(method string) bool {
-	return m.method == "" || m.method == method || m.method == "GET" && method == "HEAD"
-}
-
-// matchPath reports how many of segs, from the end, m's path matches, or 0
-// when it does not match. A path without {name...} must match the last
-// segments; one with it, segments anywhere, followed by any others.
-func (m *matcher) matchPath(segs []string) int {
-	k := len(m.segs)
-	if !m.rest {
-		if len(segs) < k || !m.matchAt(segs[len(segs)-k:]) {
-			return 0
-		}
-		return k + 1
-	}
-	for i := 0; i+k <= len(segs); i++ { // the first start is the longest match
-		if m.matchAt(segs[i : i+k]) {
-			return len(segs) - i + 1
-		}
-	}
-	return 0
-}
-
-// matchAt reports whether segs, as many as m's, match them one by one.
-func (m *matcher) matchAt(segs []string) bool {
-	for i, s := range segs {
-		if m.wild[i] && s == "" || !m.wild[i] && s != m.segs[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // route returns the route that req matches, directly or as a redirect hop of
 // a request that matched one: a hop carries the body of the first request,
 // so the route of the earliest request in the chain that matched one
@@ -350,10 +170,10 @@ func (m *matcher) matchAt(segs []string) bool {
 // on another route's resource than the request whose body it carries.
 func (rt *router) route(req *http.Request) (route, foreign *Route, err error) {
 	variant := variantOf(req.Context())
-	var first readings
+	var first routematch.Readings
 	var own, earliest *matcher
 	for r, hop := req, 0; r != nil && hop <= maxHops; hop++ {
-		rd := read(r)
+		rd := routematch.Read(r)
 		m, other := rt.match(rd, variant, true)
 		if other != nil {
 			return nil, nil, &reasoned{"ambiguous-path", fmt.Errorf("e2ee: the request's path reads as the resources "+
@@ -396,12 +216,12 @@ const maxHops = 64
 // match different routes, it returns the first reading's as best and
 // another's as other. Without byHost, it matches the routes that name a
 // host, whatever the request's host.
-func (rt *router) match(rd readings, variant string, byHost bool) (best, other *matcher) {
-	if rd.paths == nil {
+func (rt *router) match(rd routematch.Readings, variant string, byHost bool) (best, other *matcher) {
+	if rd.Paths == nil {
 		return nil, nil
 	}
 	for _, v := range []string{variant, ""} {
-		for _, segs := range rd.paths {
+		for _, segs := range rd.Paths {
 			m := rt.matchPath(rd, segs, v, byHost)
 			switch {
 			case m == nil:
@@ -420,22 +240,22 @@ func (rt *router) match(rd readings, variant string, byHost bool) (best, other *
 
 // matchPath returns the matcher of the route of variant v that the path
 // segs, with rd's method and hosts, matches best, or nil.
-func (rt *router) matchPath(rd readings, segs []string, v string, byHost bool) *matcher {
+func (rt *router) matchPath(rd routematch.Readings, segs []string, v string, byHost bool) *matcher {
 	var best *matcher
 	bestScore := 0
 	for i := range rt.routes {
 		m := &rt.routes[i]
-		if m.variant != v || !m.matchMethod(rd.method) {
+		if m.variant != v || !m.pattern.MatchMethod(rd.Method) {
 			continue
 		}
-		if byHost && m.host != "" && !slices.Contains(rd.hosts, m.host) || !byHost && m.host == "" {
+		if host := m.pattern.Host; byHost && host != "" && !slices.Contains(rd.Hosts, host) || !byHost && host == "" {
 			continue
 		}
-		score := m.matchPath(segs) * 4
-		if score > 0 && m.host != "" {
+		score := m.pattern.MatchPath(segs) * 4
+		if score > 0 && m.pattern.Host != "" {
 			score += 2
 		}
-		if score > 0 && m.method != "" {
+		if score > 0 && m.pattern.Method != "" {
 			score++
 		}
 		if score > bestScore {
@@ -443,161 +263,4 @@ func (rt *router) matchPath(rd readings, segs []string, v string, byHost bool) *
 		}
 	}
 	return best
-}
-
-// readings are the ways servers may read a request: its method, hosts and
-// paths.
-//
-// Servers and the parts of net/http disagree on which spellings name the
-// same host and resource, so a route applies when any reading matches it:
-// the hosts of the URL and of the Host header, without port or trailing
-// dot, in lower case, and, when they have non-ASCII letters, mapped as
-// net/http maps them (IDNA lookup mapping, UTS #46, to dial and verify TLS;
-// Punycode, for the Host header); the method in upper case; the path as
-// sent (an Opaque URL's included) with each segment percent-decoded, and
-// fully percent-decoded (%2F, %2E and %5C too), with backslashes read as
-// slashes, without ;parameters, cut at a "?" or "#" written into the path
-// (%3F, %23), cleaned of dot segments and repeated slashes (CONNECT paths
-// too), and without trailing slashes, all in lower case; and each of those with its last segment without trailing dots,
-// white space and control characters, and without a format suffix
-// (".json"). Encrypting a request that did not need it is harmless; sending
-// one that did in cleartext is not.
-type readings struct {
-	method string
-	hosts  []string   // "" alone when the request names no host that maps
-	paths  [][]string // the path's segments, in lower case; nil when the request has no URL
-}
-
-func read(req *http.Request) readings {
-	rd := readings{method: strings.ToUpper(req.Method)}
-	if req.URL == nil {
-		return rd
-	}
-	raw, hosts := req.URL.EscapedPath(), []string{req.URL.Host, req.Host}
-	if req.URL.Opaque != "" {
-		uri, _, _ := strings.Cut(req.URL.RequestURI(), "?")
-		raw = uri
-		if u, err := url.Parse(uri); err == nil {
-			raw, hosts = u.EscapedPath(), append(hosts, u.Host)
-		}
-	}
-	for _, h := range hosts {
-		for _, name := range hostReadings(h) {
-			if !slices.Contains(rd.hosts, name) {
-				rd.hosts = append(rd.hosts, name)
-			}
-		}
-	}
-	if rd.hosts == nil {
-		rd.hosts = []string{""}
-	}
-	rd.paths = pathReadings(strings.ToLower(raw))
-	return rd
-}
-
-// hostReadings returns the names that host, a URL's host or a Host header,
-// may be read as, without port or trailing dot and in lower case: none
-// when it is empty or cannot be mapped to ASCII.
-func hostReadings(host string) []string {
-	if strings.Contains(host, ":") {
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-	}
-	var spellings []string
-	if strings.Contains(host, "%") { // a Host header as written in a URL
-		if u, err := url.PathUnescape(host); err == nil {
-			spellings = append(spellings, u)
-		}
-	}
-	var out []string
-	for _, h := range append(spellings, host) {
-		if isASCII(h) {
-			out = append(out, h)
-			continue
-		}
-		for _, profile := range []*idna.Profile{idna.Lookup, idna.Punycode} {
-			if a, err := profile.ToASCII(h); err == nil {
-				out = append(out, a)
-			}
-		}
-	}
-	names := out[:0]
-	for _, h := range out {
-		if h = strings.TrimSuffix(strings.ToLower(h), "."); h != "" {
-			names = append(names, h)
-		}
-	}
-	return names
-}
-
-// pathReadings returns the ways a server may read the escaped path raw, in
-// lower case, as lists of segments: see readings.
-func pathReadings(raw string) [][]string {
-	var out [][]string
-	add := func(segs []string) {
-		for _, o := range out {
-			if slices.Equal(o, segs) {
-				return
-			}
-		}
-		out = append(out, segs)
-	}
-	split := func(p string) []string {
-		return strings.Split(strings.TrimPrefix(p, "/"), "/")
-	}
-	trimmed := strings.TrimRight(raw, "/")
-	if !strings.ContainsAny(raw, "%;\\") && path.Clean("/"+trimmed) == "/"+strings.TrimPrefix(trimmed, "/") {
-		// Nothing to decode and nothing to clean: the path as sent and
-		// without its trailing slashes.
-		add(split(raw))
-		add(split(trimmed))
-	} else {
-		segs := split(raw)
-		for i, s := range segs {
-			segs[i] = unescapeOr(s)
-		}
-		add(segs) // as a ServeMux reads it: segment by segment
-		decoded := unescapeOr(raw)
-		for range 3 { // %252F and the like: a server may decode more than once
-			next := unescapeOr(decoded)
-			if next == decoded {
-				break
-			}
-			decoded = next
-		}
-		decoded = strings.ToLower(strings.ReplaceAll(decoded, "\\", "/"))
-		noParams := split(decoded)
-		for i, s := range noParams {
-			noParams[i], _, _ = strings.Cut(s, ";")
-		}
-		cut, _, _ := strings.Cut(decoded, "?") // a query written into the path: "connections%3Fsource=x"
-		cut, _, _ = strings.Cut(cut, "#")
-		for _, p := range []string{decoded, "/" + strings.Join(noParams, "/"), raw, cut} {
-			add(split(p))
-			add(split(path.Clean("/" + p)))
-			add(split(strings.TrimRight(p, "/")))
-		}
-	}
-	for _, segs := range out {
-		last := segs[len(segs)-1]
-		bare := strings.TrimRightFunc(last, func(r rune) bool {
-			return r == '.' || unicode.IsSpace(r) || unicode.IsControl(r)
-		})
-		if i := strings.IndexByte(bare, '.'); i > 0 {
-			add(append(slices.Clone(segs[:len(segs)-1]), bare[:i])) // a format suffix: "connections.json"
-		}
-		if bare != last && bare != "" {
-			add(append(slices.Clone(segs[:len(segs)-1]), bare))
-		}
-	}
-	return out
-}
-
-// unescapeOr returns the percent-decoded s, or s when it does not decode.
-func unescapeOr(s string) string {
-	if u, err := url.PathUnescape(s); err == nil {
-		return u
-	}
-	return s
 }

@@ -7,85 +7,13 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 	"testing"
 	"unicode"
 
+	"github.com/credseal/e2ee/internal/routematch"
 	"golang.org/x/net/idna"
 )
-
-func TestParsePattern(t *testing.T) {
-	for _, tt := range []struct {
-		pattern string
-		want    routePattern
-	}{
-		{"POST /2.0/users/{user}/connections", routePattern{"POST", "", "/2.0/users/{user}/connections"}},
-		{"/2.0/users/{user}/connections", routePattern{"", "", "/2.0/users/{user}/connections"}},
-		{"acme.biapi.pro/2.0/payments/{payment}", routePattern{"", "acme.biapi.pro", "/2.0/payments/{payment}"}},
-		{"  PUT\tacme-sandbox.biapi.pro/2.0/Users/{User}/", routePattern{"PUT", "acme-sandbox.biapi.pro", "/2.0/users/{user}/"}},
-		{"POST 127.0.0.1/login", routePattern{"POST", "127.0.0.1", "/login"}},
-		{"POST localhost/{rest...}", routePattern{"POST", "localhost", "/{rest...}"}},
-		{"POST xn--acme-9ra.example/v1:run", routePattern{"POST", "xn--acme-9ra.example", "/v1:run"}},
-	} {
-		got, err := parsePattern(tt.pattern)
-		if err != nil || got != tt.want {
-			t.Errorf("parsePattern(%q) = %+v, %v; want %+v", tt.pattern, got, err, tt.want)
-		}
-	}
-	for _, tt := range []struct{ pattern, reason string }{
-		{"", "want"},
-		{"POST acme.biapi.pro /x", "want"},
-		{"POST", "no path"},
-		{"POST acme.biapi.pro", "no path"},
-		{"post /x", `method "post" must be upper case: POST`},
-		{"FETCH /x", `unknown method "FETCH"`},
-		{"POST 2.0/users/{user}/connections", `"2.0" is not a host name`},
-		{"POST users/{user}/connections", `"users" is not a host name`},
-		{"POST /users/:user", "write a wildcard as {user}"},
-		{"POST /users/*", "write a wildcard as {name}"},
-		{"POST /users/conn*", "write a wildcard"},
-		{"POST /users?x", "query"},
-		{"POST /users#x", "fragment"},
-		{"POST acme.biapi.pro:443/x", "has a port"},
-		{"POST acme.biapi.pro./x", "ends with a dot"},
-		{"POST [::1]/x", "brackets"},
-		{"POST acme。biapi.pro/x", `write it as net/http dials it, "acme.biapi.pro"`},
-		{"POST Acme.biapi.pro/x", "must be lowercase: acme.biapi.pro"},
-		{"POST a_b.example/x", "not a DNS label"},
-		{"POST -a.example/x", "not a DNS label"},
-		{"POST a..example/x", "not a DNS label"},
-		{"POST 1.2.3/x", "not a host name"},
-	} {
-		if got, err := parsePattern(tt.pattern); err == nil || !strings.Contains(err.Error(), tt.reason) {
-			t.Errorf("parsePattern(%q) = %+v, %v; want an error saying %q", tt.pattern, got, err, tt.reason)
-		}
-	}
-}
-
-func TestHostReadings(t *testing.T) {
-	for _, tt := range []struct {
-		host string
-		want string // among the readings; "" for none at all
-	}{
-		{"acme.biapi.pro", "acme.biapi.pro"},
-		{"ACME.biapi.pro:443", "acme.biapi.pro"},
-		{"acme.biapi.pro.", "acme.biapi.pro"},
-		{"acme。biapi.pro", "acme.biapi.pro"},      // U+3002, mapped by IDNA lookup
-		{"ａｃｍｅ.biapi.pro", "acme.biapi.pro"},      // fullwidth letters
-		{"acme｡biapi.pro:8443", "acme.biapi.pro"}, // U+FF61, with a port
-		{"acme%E3%80%82biapi.pro", "acme.biapi.pro"},
-		{"ÄCME.biapi.pro", "xn--cme-pla.biapi.pro"},
-		{"", ""},
-		{":443", ""},
-		{"xn--zzé.biapi.pro", ""}, // cannot be mapped
-	} {
-		got := hostReadings(tt.host)
-		if tt.want == "" && len(got) != 0 || tt.want != "" && !slices.Contains(got, tt.want) {
-			t.Errorf("hostReadings(%q) = %q; want %q among them", tt.host, got, tt.want)
-		}
-	}
-}
 
 // TestRouterGuardsEveryHostOfAPath checks the cross-host guard when the
 // routes of several hosts share a path, and when host-less patterns of two
@@ -394,7 +322,7 @@ func delivered(method string, u *url.URL) (routed, dialed bool) {
 		return false, false
 	}
 	dial := u.Hostname()
-	if a, err := idna.Lookup.ToASCII(dial); err == nil && !isASCII(dial) {
+	if a, err := idna.Lookup.ToASCII(dial); err == nil && !routematch.IsASCII(dial) {
 		dial = a
 	}
 	return true, strings.TrimSuffix(strings.ToLower(dial), ".") == "acme.biapi.pro"
