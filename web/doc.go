@@ -9,6 +9,8 @@
 // byte), and encryptFields designates fields with the patterns of
 // [github.com/credseal/e2ee.NewPayload]. It runs in current browsers, in a
 // secure context (https, or http on localhost), and in Node 20 or later.
+// web/README.md in the repository documents the module and walks through a
+// page and its backend.
 //
 // # How the pieces fit together
 //
@@ -28,23 +30,22 @@
 //
 // The backend serves the module and the API's key
 // ([github.com/credseal/e2ee.KeyHandler], fed by a KeyFetcher of the API's
-// key endpoint), and forwards the page's requests through an
-// [github.com/credseal/e2ee.Transport] whose routes are VerifyOnly (see
-// [github.com/credseal/e2ee/powens.VerifyRoutes]): a body whose designated values are all JWEs goes
-// on byte for byte; a body with a credential in cleartext is refused and
-// never sent. The backend holds no private key, so it can read no
-// credential; the API decrypts.
+// key endpoint), and relays the page's posts with
+// [github.com/credseal/e2ee/powens.NewRelay]: a body whose designated values
+// are all JWEs goes on byte for byte; a body with a credential in cleartext
+// is refused and never sent. The backend holds no private key, so it can
+// read no credential; the API decrypts.
 //
-//	mux.Handle("GET /static/"+web.Name, web.Handler())
+//	mux.Handle("GET /static/"+web.Name(), web.Handler())
 //	mux.Handle("GET /e2ee/publickey", e2ee.KeyHandler(keys))
-//	mux.Handle("POST /2.0/", proxy) // an httputil.ReverseProxy with Transport: &e2ee.Transport{Routes: verifyRoutes}
+//	mux.Handle("POST /2.0/", relay) // relay, err := powens.NewRelay(domain, &powens.Options{Keys: keys})
 //
 // The patterns the page passes to encryptFields must designate at least what
-// the backend's VerifyOnly routes check (with package powens, pass the page
-// the [github.com/credseal/e2ee/powens.Fields] of the request), or the backend refuses the body. The program
-// in examples/browser runs the page, the backend and a stand-in for the API
-// on loopback, and the test in examples/browser/chromium drives Chromium
-// through them.
+// the relay checks (pass the page the
+// [github.com/credseal/e2ee/powens.Fields] of the request), or the backend
+// refuses the body. The program in examples/browser runs the page, the
+// backend and a stand-in for the API on loopback, and the test in
+// examples/browser/chromium drives Chromium through them.
 //
 // # Caching
 //

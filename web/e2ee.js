@@ -194,114 +194,140 @@ const utf8Fatal = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * parseJSON parses text as one JSON value, as JSON.parse does, but refuses
- * duplicate member names at any depth and strings with a lone surrogate (as
- * Go's JSON v2 does). Objects have no prototype, so that reading a member
- * reads only what the text holds. It throws a SyntaxError on bad input.
+ * duplicate member names at any depth, strings with a lone surrogate (as
+ * Go's JSON v2 does), and values nested more than MAX_DEPTH levels below the
+ * root. Objects have no prototype, so that reading a member reads only what
+ * the text holds. It throws a SyntaxError on bad input.
+ *
+ * @param {string} text
+ * @returns {unknown}
  */
 function parseJSON(text) {
-  let i = 0;
-  const ws = () => {
-    while (i < text.length) {
-      const c = text[i];
-      if (c === " " || c === "\t" || c === "\n" || c === "\r") i++;
-      else break;
+  const p = new StrictParser(text);
+  const v = p.value(0);
+  p.ws();
+  if (p.i !== text.length) throw p.bad();
+  return v;
+}
+
+/** LITERAL matches a JSON number, true, false or null at its lastIndex. */
+const LITERAL = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null/y;
+
+/**
+ * StrictParser is parseJSON's cursor: each method reads, from offset i of
+ * text, one production of the JSON grammar, and leaves i after it.
+ */
+class StrictParser {
+  /** @param {string} text */
+  constructor(text) {
+    this.text = text;
+    this.i = 0;
+  }
+
+  /** ws skips JSON whitespace. */
+  ws() {
+    const { text } = this;
+    while (this.i < text.length) {
+      const c = text[this.i];
+      if (c !== " " && c !== "\t" && c !== "\n" && c !== "\r") break;
+      this.i++;
     }
-  };
-  const bad = () => new SyntaxError("invalid JSON at offset " + i);
-  const string = () => {
-    const start = i;
-    i++; // opening quote
+  }
+
+  /** eat skips whitespace, then c if it comes next, and reports whether it did. */
+  eat(c) {
+    this.ws();
+    if (this.text[this.i] !== c) return false;
+    this.i++;
+    return true;
+  }
+
+  /** bad returns the error for text that is not JSON at i. */
+  bad() {
+    return new SyntaxError("invalid JSON at offset " + this.i);
+  }
+
+  /** value reads one value, nested depth levels below the root. */
+  value(depth) {
+    if (depth > MAX_DEPTH) throw this.bad();
+    this.ws();
+    switch (this.text[this.i]) {
+      case "{":
+        return this.object(depth);
+      case "[":
+        return this.array(depth);
+      case '"':
+        return this.string();
+      default:
+        return this.literal();
+    }
+  }
+
+  /** object reads an object, from its "{": one with no prototype and no duplicate member name. */
+  object(depth) {
+    this.i++;
+    const obj = Object.create(null);
+    if (this.eat("}")) return obj;
+    const seen = new Set();
+    do {
+      this.ws();
+      if (this.text[this.i] !== '"') throw this.bad();
+      const name = this.string();
+      if (seen.has(name)) throw new SyntaxError("duplicate member name");
+      seen.add(name);
+      if (!this.eat(":")) throw this.bad();
+      define(obj, name, this.value(depth + 1));
+    } while (this.eat(","));
+    if (!this.eat("}")) throw this.bad();
+    return obj;
+  }
+
+  /** array reads an array, from its "[". */
+  array(depth) {
+    this.i++;
+    const arr = [];
+    if (this.eat("]")) return arr;
+    do {
+      arr.push(this.value(depth + 1));
+    } while (this.eat(","));
+    if (!this.eat("]")) throw this.bad();
+    return arr;
+  }
+
+  /** string reads a string, from its opening quote, and refuses a lone surrogate. */
+  string() {
+    const { text } = this;
+    const start = this.i++;
     for (;;) {
-      if (i >= text.length) throw bad();
-      const c = text.charCodeAt(i);
+      if (this.i >= text.length) throw this.bad();
+      const c = text.charCodeAt(this.i);
       if (c === 0x22) break;
-      if (c < 0x20) throw bad();
-      if (c === 0x5c) {
-        const e = text[i + 1];
-        if (e === "u") {
-          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) throw bad();
-          i += 6;
-        } else if ('"\\/bfnrt'.includes(e) && e !== undefined) {
-          i += 2;
-        } else {
-          throw bad();
-        }
+      if (c < 0x20) throw this.bad();
+      if (c !== 0x5c) {
+        this.i++;
+      } else if (text[this.i + 1] === "u") {
+        if (!/^[0-9a-fA-F]{4}$/.test(text.slice(this.i + 2, this.i + 6))) throw this.bad();
+        this.i += 6;
+      } else if (this.i + 1 < text.length && '"\\/bfnrt'.includes(text[this.i + 1])) {
+        this.i += 2;
       } else {
-        i++;
+        throw this.bad();
       }
     }
-    i++; // closing quote
-    const s = JSON.parse(text.slice(start, i));
+    this.i++; // the closing quote
+    const s = JSON.parse(text.slice(start, this.i));
     if (!wellFormed(s)) throw new SyntaxError("lone surrogate in a string");
     return s;
-  };
-  const value = (depth) => {
-    if (depth > MAX_DEPTH) throw bad();
-    ws();
-    const c = text[i];
-    if (c === "{") {
-      i++;
-      const obj = Object.create(null);
-      const seen = new Set();
-      ws();
-      if (text[i] === "}") {
-        i++;
-        return obj;
-      }
-      for (;;) {
-        ws();
-        if (text[i] !== '"') throw bad();
-        const name = string();
-        if (seen.has(name)) throw new SyntaxError("duplicate member name");
-        seen.add(name);
-        ws();
-        if (text[i] !== ":") throw bad();
-        i++;
-        define(obj, name, value(depth + 1));
-        ws();
-        if (text[i] === ",") {
-          i++;
-          continue;
-        }
-        if (text[i] === "}") {
-          i++;
-          return obj;
-        }
-        throw bad();
-      }
-    }
-    if (c === "[") {
-      i++;
-      const arr = [];
-      ws();
-      if (text[i] === "]") {
-        i++;
-        return arr;
-      }
-      for (;;) {
-        arr.push(value(depth + 1));
-        ws();
-        if (text[i] === ",") {
-          i++;
-          continue;
-        }
-        if (text[i] === "]") {
-          i++;
-          return arr;
-        }
-        throw bad();
-      }
-    }
-    if (c === '"') return string();
-    const m = /^(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)/.exec(text.slice(i, i + 400));
-    if (!m) throw bad();
-    i += m[0].length;
+  }
+
+  /** literal reads a number, true, false or null. */
+  literal() {
+    LITERAL.lastIndex = this.i;
+    const m = LITERAL.exec(this.text);
+    if (m === null) throw this.bad();
+    this.i = LITERAL.lastIndex;
     return JSON.parse(m[0]);
-  };
-  const v = value(0);
-  ws();
-  if (i !== text.length) throw bad();
-  return v;
+  }
 }
 
 /** define sets obj[name] = v as an own data member, even for "__proto__". */
@@ -797,125 +823,152 @@ const printable = (s) => /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]*$/u.test(s);
  */
 export async function encryptFields(key, data, patterns) {
   const st = stateOf(key);
-  const pats = compilePatterns(patterns);
-  const found = []; // designated strings: { holder, name, value }
-  let count = 0;
-  const path = []; // member names and indices from the root
-
-  const pointer = () =>
-    path
-      .map((tok, depth) => {
-        const s = String(tok);
-        if (typeof tok === "number") return "/" + s;
-        const literal = pats.some((p) => p.segs.length > depth && !p.segs[depth].wild && p.segs[depth].name === s);
-        if (literal && printable(s)) return "/" + s.replace(/~/g, "~0").replace(/\//g, "~1");
-        return "/*";
-      })
-      .join("");
-  const notJSON = (what) => fail("not-json", `data is not JSON data: ${pointer() || "the root"} is ${what}`);
-
-  // copy returns a copy of v, which no pattern reaches below depth.
-  const copy = (v, depth) => {
-    if (depth > MAX_DEPTH) throw notJSON(`nested deeper than ${MAX_DEPTH} levels (or cyclic)`);
-    switch (typeof v) {
-      case "string":
-      case "boolean":
-        return v;
-      case "number":
-        if (!Number.isFinite(v)) throw notJSON("a number that JSON cannot hold");
-        return v;
-      case "object":
-        if (v === null) return v;
-        if (Array.isArray(v)) {
-          const out = new Array(v.length);
-          for (let i = 0; i < v.length; i++) {
-            path.push(i);
-            if (!(i in v) || v[i] === undefined) throw notJSON("undefined");
-            out[i] = copy(v[i], depth + 1);
-            path.pop();
-          }
-          return out;
-        }
-        if (isPlainObject(v)) {
-          const out = {};
-          for (const name of Object.keys(v)) {
-            path.push(name);
-            const m = v[name];
-            if (m !== undefined) define(out, name, copy(m, depth + 1));
-            path.pop();
-          }
-          return out;
-        }
-        throw notJSON("an object that is not a plain object or an array");
-      default:
-        throw notJSON(typeof v === "undefined" ? "undefined" : `a ${typeof v}`);
-    }
-  };
-
-  // walk returns a copy of v, reached through a path that the patterns live
-  // match so far, recording the designated strings in found.
-  const walk = (v, depth, live, holder, name) => {
-    if (depth > MAX_DEPTH) throw notJSON(`nested deeper than ${MAX_DEPTH} levels (or cyclic)`);
-    let designated = false;
-    let excluded = false;
-    let descend = false;
-    for (const p of live) {
-      const n = p.segs.length;
-      if (n === depth && p.exclude) excluded = true;
-      else if (n === depth) designated = true;
-      else if (n > depth && !p.exclude) descend = true;
-    }
-    if (designated && !excluded) {
-      if (++count > MAX_VALUES) {
-        throw fail("too-many-values", `too many designated values: the data designates more than ${MAX_VALUES}`);
-      }
-      if (v === null) return v;
-      if (typeof v !== "string") {
-        const kind = kindName(v);
-        if (kind === "not JSON data") throw notJSON(typeof v === "object" ? "an object that is not a plain object or an array" : `a ${typeof v}`);
-        throw fail("not-string", `designated value is not a string: ${pointer() || "the root"} is ${kind}`);
-      }
-      if (!wellFormed(v)) throw notJSON("a string that is not well-formed Unicode (a lone surrogate)");
-      if (!isJWE(v)) found.push({ holder, name, value: v });
-      return v;
-    }
-    if (descend && v === null) return v;
-    if (descend && scalar(v)) {
-      const hint = typeof v === "string" ? ": was it stringified twice?" : "";
-      throw fail("shape", `${pointer()} is ${kindName(v)}, not an object or an array${hint}`);
-    }
-    if (descend && Array.isArray(v)) {
-      const out = new Array(v.length);
-      for (let i = 0; i < v.length; i++) {
-        path.push(i);
-        if (!(i in v) || v[i] === undefined) throw notJSON("undefined");
-        out[i] = walk(v[i], depth + 1, live.filter((p) => p.segs.length > depth && matchIndex(p.segs[depth], i)), out, i);
-        path.pop();
-      }
-      return out;
-    }
-    if (descend && isPlainObject(v)) {
-      const out = {};
-      for (const m of Object.keys(v)) {
-        path.push(m);
-        const child = v[m];
-        if (child !== undefined) {
-          define(out, m, walk(child, depth + 1, live.filter((p) => p.segs.length > depth && matchName(p.segs[depth], m)), out, m));
-        }
-        path.pop();
-      }
-      return out;
-    }
-    return copy(v, depth);
-  };
-
+  const walk = new FieldWalk(compilePatterns(patterns));
   if (data === null || scalar(data)) {
     const hint = typeof data === "string" ? ": was it stringified (JSON.stringify) before encryptFields?" : "";
     throw fail("shape", `data is ${kindName(data)}, not an object or an array${hint}`);
   }
   const root = { value: undefined };
-  root.value = walk(data, 0, pats, root, "value");
-  const jwes = await Promise.all(found.map((f) => seal(st, f.value)));
-  found.forEach((f, i) => define(f.holder, f.name, jwes[i]));
+  root.value = walk.copy(data, 0, walk.pats, root, "value");
+  const jwes = await Promise.all(walk.found.map((f) => seal(st, f.value)));
+  walk.found.forEach((f, i) => define(f.holder, f.name, jwes[i]));
   return root.value;
+}
+
+/** NO_PATTERNS is the live patterns of a value that no pattern reaches below. */
+const NO_PATTERNS = Object.freeze([]);
+
+/**
+ * FieldWalk is one walk of encryptFields over its data: it copies the data,
+ * matching the pointer of each value against the patterns, refuses what is
+ * not JSON data or has the wrong shape, and records the designated strings
+ * that are not JWEs yet, with where their JWEs go.
+ */
+class FieldWalk {
+  /** @param {{exclude: boolean, segs: {name: string, wild: boolean, index: number}[]}[]} pats */
+  constructor(pats) {
+    this.pats = pats;
+    /** @type {(string|number)[]} member names and indices from the root to the value at hand */
+    this.path = [];
+    /** @type {{holder: object, name: string|number, value: string}[]} the strings to encrypt */
+    this.found = [];
+    this.count = 0; // the designated values so far, null and JWEs included
+  }
+
+  /**
+   * copy returns a copy of v, the value at this.path, depth levels below the
+   * root; live are the patterns that match the path so far, and holder[name]
+   * is where the copy goes.
+   */
+  copy(v, depth, live, holder, name) {
+    if (depth > MAX_DEPTH) throw this.notJSON(`nested deeper than ${MAX_DEPTH} levels (or cyclic)`);
+    const { designated, descend } = reach(live, depth);
+    if (designated) return this.designate(v, holder, name);
+    if (descend && scalar(v)) {
+      const hint = typeof v === "string" ? ": was it stringified twice?" : "";
+      throw fail("shape", `${this.pointer()} is ${kindName(v)}, not an object or an array${hint}`);
+    }
+    if (v === null || typeof v === "string" || typeof v === "boolean") return v;
+    if (typeof v === "number") {
+      if (!Number.isFinite(v)) throw this.notJSON("a number that JSON cannot hold");
+      return v;
+    }
+    const below = descend ? live : NO_PATTERNS;
+    if (Array.isArray(v)) return this.array(v, depth, below);
+    if (isPlainObject(v)) return this.object(v, depth, below);
+    throw this.notJSON(foreign(v));
+  }
+
+  /** array returns a copy of the array v (see copy). */
+  array(v, depth, live) {
+    const out = new Array(v.length);
+    for (let i = 0; i < v.length; i++) {
+      this.path.push(i);
+      if (!(i in v) || v[i] === undefined) throw this.notJSON("undefined");
+      out[i] = this.copy(v[i], depth + 1, narrow(live, depth, i), out, i);
+      this.path.pop();
+    }
+    return out;
+  }
+
+  /** object returns a copy of the plain object v (see copy), without its undefined members. */
+  object(v, depth, live) {
+    const out = {};
+    for (const name of Object.keys(v)) {
+      this.path.push(name);
+      const m = v[name];
+      if (m !== undefined) define(out, name, this.copy(m, depth + 1, narrow(live, depth, name), out, name));
+      this.path.pop();
+    }
+    return out;
+  }
+
+  /** designate checks a designated value, records it when it is a string to encrypt, and returns it. */
+  designate(v, holder, name) {
+    if (++this.count > MAX_VALUES) {
+      throw fail("too-many-values", `too many designated values: the data designates more than ${MAX_VALUES}`);
+    }
+    if (v === null) return v;
+    if (typeof v !== "string") {
+      const kind = kindName(v);
+      if (kind === "not JSON data") throw this.notJSON(foreign(v));
+      throw fail("not-string", `designated value is not a string: ${this.pointer() || "the root"} is ${kind}`);
+    }
+    if (!wellFormed(v)) throw this.notJSON("a string that is not well-formed Unicode (a lone surrogate)");
+    if (!isJWE(v)) this.found.push({ holder, name, value: v });
+    return v;
+  }
+
+  /**
+   * pointer returns the JSON Pointer of the value at hand for an error
+   * message: a member name shows only when a pattern names it literally at
+   * its depth and it is printable, "*" otherwise.
+   */
+  pointer() {
+    return this.path
+      .map((tok, depth) => {
+        const s = String(tok);
+        if (typeof tok === "number") return "/" + s;
+        const literal = this.pats.some((p) => p.segs.length > depth && !p.segs[depth].wild && p.segs[depth].name === s);
+        if (literal && printable(s)) return "/" + s.replace(/~/g, "~0").replace(/\//g, "~1");
+        return "/*";
+      })
+      .join("");
+  }
+
+  notJSON(what) {
+    return fail("not-json", `data is not JSON data: ${this.pointer() || "the root"} is ${what}`);
+  }
+}
+
+/**
+ * reach says what the patterns live, which match a value's pointer down to
+ * depth, make of the value: designated when one of them matches it exactly
+ * and no "!" one does; descend when one that is not a "!" one has segments
+ * left to match below it.
+ */
+function reach(live, depth) {
+  let designated = false;
+  let excluded = false;
+  let descend = false;
+  for (const p of live) {
+    const n = p.segs.length;
+    if (n === depth && p.exclude) excluded = true;
+    else if (n === depth) designated = true;
+    else if (n > depth && !p.exclude) descend = true;
+  }
+  return { designated: designated && !excluded, descend };
+}
+
+/** narrow returns the patterns of live whose segment at depth matches key, a member name or an index. */
+function narrow(live, depth, key) {
+  if (live.length === 0) return live;
+  return live.filter((p) => p.segs.length > depth && (typeof key === "number" ? matchIndex : matchName)(p.segs[depth], key));
+}
+
+/** foreign describes a value that is not JSON data, for a "not-json" message. */
+function foreign(v) {
+  if (typeof v === "object") return "an object that is not a plain object or an array";
+  if (typeof v === "undefined") return "undefined";
+  return `a ${typeof v}`;
 }

@@ -156,32 +156,7 @@ func TestModuleEncryptsAsGo(t *testing.T) {
 			}
 			goHeader, _, _ := strings.Cut(goJWE, ".")
 			for j, jwe := range jwes {
-				if !e2ee.IsJWE(jwe) {
-					t.Errorf("IsJWE(encryptString(%q)) = false", values[j])
-				}
-				header, plain, err := fixture.Decrypt(jwe, k.priv)
-				if err != nil {
-					t.Errorf("go-jose cannot decrypt encryptString(%q): %v", values[j], err)
-					continue
-				}
-				if string(plain) != values[j] {
-					t.Errorf("encryptString(%q) decrypts to %q", values[j], plain)
-				}
-				if len(header) != 3 || header["alg"] != "RSA-OAEP-256" || header["enc"] != "A256GCM" || header["kid"] != k.kid {
-					t.Errorf("encryptString header = %v; want alg RSA-OAEP-256, enc A256GCM and kid %q only", header, k.kid)
-				}
-				parts := strings.Split(jwe, ".")
-				if parts[0] != goHeader {
-					raw, _ := base64.RawURLEncoding.DecodeString(parts[0])
-					want, _ := base64.RawURLEncoding.DecodeString(goHeader)
-					t.Errorf("encryptString header = %s; want the Go Encryptor's %s", raw, want)
-				}
-				if iv, _ := base64.RawURLEncoding.DecodeString(parts[2]); len(iv) != 12 {
-					t.Errorf("IV has %d bytes; want 12", len(iv))
-				}
-				if ek, _ := base64.RawURLEncoding.DecodeString(parts[1]); len(ek) != k.priv.Size() {
-					t.Errorf("encrypted key has %d bytes; want %d", len(ek), k.priv.Size())
-				}
+				checkModuleJWE(t, jwe, values[j], k.priv, k.kid, goHeader)
 			}
 			// values[1] and values[2] are equal: fresh content key and IV each time.
 			a, b := strings.Split(jwes[1], "."), strings.Split(jwes[2], ".")
@@ -192,20 +167,89 @@ func TestModuleEncryptsAsGo(t *testing.T) {
 	}
 }
 
+// checkModuleJWE checks a JWE that e2ee.js made of value: it passes IsJWE,
+// go-jose decrypts it with priv to value, its header has alg, enc and kid
+// only and is goHeader byte for byte, its IV has 96 bits and its encrypted
+// key the size of priv.
+func checkModuleJWE(t *testing.T, jwe, value string, priv *rsa.PrivateKey, kid, goHeader string) {
+	t.Helper()
+	if !e2ee.IsJWE(jwe) {
+		t.Errorf("IsJWE(encryptString(%q)) = false", value)
+	}
+	header, plain, err := fixture.Decrypt(jwe, priv)
+	if err != nil {
+		t.Errorf("go-jose cannot decrypt encryptString(%q): %v", value, err)
+		return
+	}
+	if string(plain) != value {
+		t.Errorf("encryptString(%q) decrypts to %q", value, plain)
+	}
+	if len(header) != 3 || header["alg"] != "RSA-OAEP-256" || header["enc"] != "A256GCM" || header["kid"] != kid {
+		t.Errorf("encryptString header = %v; want alg RSA-OAEP-256, enc A256GCM and kid %q only", header, kid)
+	}
+	parts := strings.Split(jwe, ".")
+	if parts[0] != goHeader {
+		raw, _ := base64.RawURLEncoding.DecodeString(parts[0])
+		want, _ := base64.RawURLEncoding.DecodeString(goHeader)
+		t.Errorf("encryptString header = %s; want the Go Encryptor's %s", raw, want)
+	}
+	if iv, _ := base64.RawURLEncoding.DecodeString(parts[2]); len(iv) != 12 {
+		t.Errorf("IV has %d bytes; want 12", len(iv))
+	}
+	if ek, _ := base64.RawURLEncoding.DecodeString(parts[1]); len(ek) != priv.Size() {
+		t.Errorf("encrypted key has %d bytes; want %d", len(ek), priv.Size())
+	}
+}
+
 // TestModuleRefusesWhatParseKeyRefuses imports JWKs and JWK Sets with
 // e2ee.js and with ParseKey: both accept the same ones, choosing the same
 // key, and refuse the others with the same message.
 func TestModuleRefusesWhatParseKeyRefuses(t *testing.T) {
+	tests := keyDocuments()
+	var req interop
+	for _, tt := range tests {
+		req.Imports = append(req.Imports, tt.doc)
+	}
+	results, _, _ := runModule(t, req)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := e2ee.ParseKey(tt.doc)
+			js := results[i]
+			switch {
+			case err == nil && js.Message != "":
+				t.Fatalf("ParseKey accepts the key; importKey refuses it: %s", js.Message)
+			case err != nil && js.Message == "":
+				t.Fatalf("ParseKey refuses the key (%v); importKey accepts it: %s", err, js.Value)
+			case err == nil:
+				var got struct{ Kid string }
+				json.Unmarshal(js.Value, &got)
+				if got.Kid != k.ID {
+					t.Errorf("importKey chose kid %q; ParseKey chose %q", got.Kid, k.ID)
+				}
+			case js.Code != "unsuitable-key":
+				t.Errorf("importKey error code = %q; want unsuitable-key", js.Code)
+			case tt.sameMessage && js.Message != err.Error():
+				t.Errorf("importKey error = %q;\nParseKey error = %q", js.Message, err)
+			}
+		})
+	}
+}
+
+// keyDocument is a JWK or JWK Set that e2ee.js and ParseKey both import.
+type keyDocument struct {
+	name        string
+	doc         json.RawMessage
+	sameMessage bool // the messages must be equal too
+}
+
+// keyDocuments returns the key documents of TestModuleRefusesWhatParseKeyRefuses.
+func keyDocuments() []keyDocument {
 	a, b := fixture.Public(fixture.RSA2048A), fixture.Public(fixture.RSA2048B)
 	kidA := fixture.Thumbprint(a)
 	m := fixture.JWKMembers
 	evenN := new(big.Int).SetBit(a.N, 0, 0)
 	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
-	tests := []struct {
-		name        string
-		doc         json.RawMessage
-		sameMessage bool // the messages must be equal too
-	}{
+	return []keyDocument{
 		{"eligible", jwk(a, map[string]any{"kid": kidA}), true},
 		{"use enc, key_ops wrapKey, alg RSA-OAEP", jwk(a, map[string]any{"kid": "k", "use": "enc", "key_ops": []string{"wrapKey"}, "alg": "RSA-OAEP"}), true},
 		{"alg null", raw(`{"kty":"RSA","kid":"k","alg":null,"e":"AQAB","n":"` + fixture.B64(a.N.Bytes()) + `"}`), true},
@@ -253,33 +297,6 @@ func TestModuleRefusesWhatParseKeyRefuses(t *testing.T) {
 		{"an array", raw(`[]`), false},
 		{"null", raw(`null`), false},
 	}
-	var req interop
-	for _, tt := range tests {
-		req.Imports = append(req.Imports, tt.doc)
-	}
-	results, _, _ := runModule(t, req)
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			k, err := e2ee.ParseKey(tt.doc)
-			js := results[i]
-			switch {
-			case err == nil && js.Message != "":
-				t.Fatalf("ParseKey accepts the key; importKey refuses it: %s", js.Message)
-			case err != nil && js.Message == "":
-				t.Fatalf("ParseKey refuses the key (%v); importKey accepts it: %s", err, js.Value)
-			case err == nil:
-				var got struct{ Kid string }
-				json.Unmarshal(js.Value, &got)
-				if got.Kid != k.ID {
-					t.Errorf("importKey chose kid %q; ParseKey chose %q", got.Kid, k.ID)
-				}
-			case js.Code != "unsuitable-key":
-				t.Errorf("importKey error code = %q; want unsuitable-key", js.Code)
-			case tt.sameMessage && js.Message != err.Error():
-				t.Errorf("importKey error = %q;\nParseKey error = %q", js.Message, err)
-			}
-		})
-	}
 }
 
 // TestModuleDesignatesAsPayload runs e2ee.js's encryptFields and Payload.Encrypt
@@ -290,53 +307,7 @@ func TestModuleDesignatesAsPayload(t *testing.T) {
 	kid := fixture.Thumbprint(&priv.PublicKey)
 	key := jwk(&priv.PublicKey, map[string]any{"kid": kid})
 	enc := e2ee.NewEncryptor(e2ee.StaticKey(&e2ee.Key{ID: kid, PublicKey: &priv.PublicKey}))
-	stored, err := os.ReadFile("../testdata/payload/null-and-jwe.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	many := `{"id": 1`
-	for i := range e2ee.DefaultMaxValues + 1 {
-		many += fmt.Sprintf(`, "f%d": "v"`, i)
-	}
-	many += "}"
-	tests := []struct {
-		name        string
-		data        string
-		patterns    []string
-		sameMessage bool
-	}{
-		{"connection creation", `{"id_connector": 40, "login": "john.doe", "password": "hunter2", "website": ""}`,
-			[]string{"/*", "!/id_connector", "!/connector_uuid", "!/source"}, true},
-		{"payment validation", `{"validated": true, "fields": {"website": "par", "login": "j"}, "payer": {"iban": "FR76"}}`, []string{"/fields/*"}, true},
-		{"array wildcard", `{"fields": [{"name": "login", "value": "john"}, {"name": "birthdate", "value": null}]}`, []string{"/fields/*/value"}, true},
-		{"exclusions", `{"payer": {"name": "John", "iban": "FR76"}, "fields": {"code": "1234"}, "a/b": "slash"}`,
-			[]string{"/*", "/*/*", "!/payer", "!/fields", "!/payer/iban"}, true},
-		{"escaped names", `{"a/b": "slash", "m~n": "tilde", "*": "star", "~1": "tilde-one", "/": "slash"}`, []string{"/a~1b", "/m~0n", "/~01"}, true},
-		{"top-level array", `[{"secret": "zero"}, {"secret": "one"}, "two", null]`, []string{"/*/secret", "/2"}, true},
-		{"a string where a pattern goes", `[{"secret": "zero"}, "three"]`, []string{"/*/secret"}, true},
-		{"a stringified object where a pattern goes", `{"fields": "{\"website\": \"par\"}"}`, []string{"/fields/*"}, true},
-		{"a number where a pattern goes", `{"fields": 7}`, []string{"/fields/*"}, true},
-		{"a stringified body", `"{\"password\": \"hunter2\"}"`, []string{"/*"}, false},
-		{"a body that is null", `null`, []string{"/*"}, false},
-		{"already encrypted", string(stored), []string{"/*"}, true},
-		{"non-ASCII and escapes", `{"password": "p\u00e4ss \ud83d\udd10 \"q\" \\ \/ \n\t\u0000"}`, []string{"/password"}, true},
-		{"a number", `{"pin": 1234}`, []string{"/pin"}, true},
-		{"a boolean", `{"a": "x", "ok": true}`, []string{"/*"}, true},
-		{"an object", `{"o": {"p": "x"}}`, []string{"/*"}, true},
-		{"an array in an array", `{"fields": {"list": ["x"]}}`, []string{"/fields/*"}, true},
-		{"an array element", `{"list": ["a", 7]}`, []string{"/list/*"}, true},
-		{"a name unlike an identifier", `{"a/b~c": 1}`, []string{"/*"}, true},
-		{"a name named by a pattern", `{"a/b~c": 1}`, []string{"/a~1b~0c"}, true},
-		{"a templated name", `{"hunter2 is": 1}`, []string{"/*"}, true},
-		{"an identifier-like name", `{"pin_code-2.x": 1}`, []string{"/*"}, true},
-		{"too many values", many, []string{"/*", "!/id"}, false},
-		{"pattern without slash", `{}`, []string{"password"}, true},
-		{"empty pattern", `{}`, []string{""}, true},
-		{"! alone", `{}`, []string{"/a", "!"}, true},
-		{"bad ~ escape", `{}`, []string{"/a~2"}, true},
-		{"trailing ~", `{}`, []string{"/a/b~"}, true},
-		{"only exclusions", `{}`, []string{"!/id"}, true},
-	}
+	tests := bodies(t)
 	var req interop
 	for _, tt := range tests {
 		req.Fields = append(req.Fields, fieldsCall{JWK: key, Data: tt.data, Patterns: tt.patterns})
@@ -370,6 +341,60 @@ func TestModuleDesignatesAsPayload(t *testing.T) {
 				t.Errorf("encryptFields, decrypted: %v\nPayload, decrypted:       %v", got, want)
 			}
 		})
+	}
+}
+
+// body is a body and patterns that e2ee.js and Payload both encrypt.
+type body struct {
+	name        string
+	data        string
+	patterns    []string
+	sameMessage bool // the messages must be equal too
+}
+
+// bodies returns the bodies of TestModuleDesignatesAsPayload.
+func bodies(t *testing.T) []body {
+	stored, err := os.ReadFile("../testdata/payload/null-and-jwe.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := `{"id": 1`
+	for i := range e2ee.DefaultMaxValues + 1 {
+		many += fmt.Sprintf(`, "f%d": "v"`, i)
+	}
+	many += "}"
+	return []body{
+		{"connection creation", `{"id_connector": 40, "login": "john.doe", "password": "hunter2", "website": ""}`,
+			[]string{"/*", "!/id_connector", "!/connector_uuid", "!/source"}, true},
+		{"payment validation", `{"validated": true, "fields": {"website": "par", "login": "j"}, "payer": {"iban": "FR76"}}`, []string{"/fields/*"}, true},
+		{"array wildcard", `{"fields": [{"name": "login", "value": "john"}, {"name": "birthdate", "value": null}]}`, []string{"/fields/*/value"}, true},
+		{"exclusions", `{"payer": {"name": "John", "iban": "FR76"}, "fields": {"code": "1234"}, "a/b": "slash"}`,
+			[]string{"/*", "/*/*", "!/payer", "!/fields", "!/payer/iban"}, true},
+		{"escaped names", `{"a/b": "slash", "m~n": "tilde", "*": "star", "~1": "tilde-one", "/": "slash"}`, []string{"/a~1b", "/m~0n", "/~01"}, true},
+		{"top-level array", `[{"secret": "zero"}, {"secret": "one"}, "two", null]`, []string{"/*/secret", "/2"}, true},
+		{"a string where a pattern goes", `[{"secret": "zero"}, "three"]`, []string{"/*/secret"}, true},
+		{"a stringified object where a pattern goes", `{"fields": "{\"website\": \"par\"}"}`, []string{"/fields/*"}, true},
+		{"a number where a pattern goes", `{"fields": 7}`, []string{"/fields/*"}, true},
+		{"a stringified body", `"{\"password\": \"hunter2\"}"`, []string{"/*"}, false},
+		{"a body that is null", `null`, []string{"/*"}, false},
+		{"already encrypted", string(stored), []string{"/*"}, true},
+		{"non-ASCII and escapes", `{"password": "p\u00e4ss \ud83d\udd10 \"q\" \\ \/ \n\t\u0000"}`, []string{"/password"}, true},
+		{"a number", `{"pin": 1234}`, []string{"/pin"}, true},
+		{"a boolean", `{"a": "x", "ok": true}`, []string{"/*"}, true},
+		{"an object", `{"o": {"p": "x"}}`, []string{"/*"}, true},
+		{"an array in an array", `{"fields": {"list": ["x"]}}`, []string{"/fields/*"}, true},
+		{"an array element", `{"list": ["a", 7]}`, []string{"/list/*"}, true},
+		{"a name unlike an identifier", `{"a/b~c": 1}`, []string{"/*"}, true},
+		{"a name named by a pattern", `{"a/b~c": 1}`, []string{"/a~1b~0c"}, true},
+		{"a templated name", `{"hunter2 is": 1}`, []string{"/*"}, true},
+		{"an identifier-like name", `{"pin_code-2.x": 1}`, []string{"/*"}, true},
+		{"too many values", many, []string{"/*", "!/id"}, false},
+		{"pattern without slash", `{}`, []string{"password"}, true},
+		{"empty pattern", `{}`, []string{""}, true},
+		{"! alone", `{}`, []string{"/a", "!"}, true},
+		{"bad ~ escape", `{}`, []string{"/a~2"}, true},
+		{"trailing ~", `{}`, []string{"/a/b~"}, true},
+		{"only exclusions", `{}`, []string{"!/id"}, true},
 	}
 }
 

@@ -16,22 +16,27 @@ import (
 //go:embed e2ee.js
 var module []byte
 
-var digest = sha512.Sum384(module)
+// The module's digest, and what is derived from it, computed once.
+var (
+	digest    = sha512.Sum384(module)
+	name      = "e2ee." + hex.EncodeToString(digest[:8]) + ".js"
+	integrity = "sha384-" + base64.StdEncoding.EncodeToString(digest[:])
+	etag      = `"` + base64.RawURLEncoding.EncodeToString(digest[:16]) + `"` // strong
+)
 
-// Integrity is the Subresource Integrity value of the module, "sha384-"
+// Name returns the module's file name, "e2ee." followed by the first 16 hex
+// digits of its SHA-384 digest and ".js": it changes whenever the module
+// does, so a URL ending in Name may be cached for good. See [Handler].
+func Name() string { return name }
+
+// Integrity returns the Subresource Integrity value of the module, "sha384-"
 // followed by the standard base64 of its SHA-384 digest, for the integrity
 // attribute of the script element that loads it:
 //
 //	<script type="module" src="/static/{{.Name}}" integrity="{{.Integrity}}"></script>
-var Integrity = "sha384-" + base64.StdEncoding.EncodeToString(digest[:])
-
-// Name is the module's file name, "e2ee." followed by the first 16 hex
-// digits of its SHA-384 digest and ".js": it changes whenever the module
-// does, so a URL ending in Name may be cached for good. See [Handler].
-var Name = "e2ee." + hex.EncodeToString(digest[:8]) + ".js"
-
-// etag is the module's strong entity tag.
-var etag = `"` + base64.RawURLEncoding.EncodeToString(digest[:16]) + `"`
+//
+// with .Name and .Integrity set from [Name] and [Integrity].
+func Integrity() string { return integrity }
 
 // Handler returns an [http.Handler] that serves the module, whatever the
 // path, to GET and HEAD requests (405 otherwise), with:
@@ -62,7 +67,7 @@ func (handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("ETag", etag)
-	if path.Base(r.URL.Path) == Name {
+	if path.Base(r.URL.Path) == name {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
 		h.Set("Cache-Control", "no-cache")

@@ -25,75 +25,82 @@ func source(t *testing.T) []byte {
 	return b
 }
 
-func TestIntegrityIsTheModulesDigest(t *testing.T) {
+func TestNameAndIntegrityCarryTheModulesDigest(t *testing.T) {
 	sum := sha512.Sum384(source(t))
-	if want := "sha384-" + base64.StdEncoding.EncodeToString(sum[:]); web.Integrity != want {
-		t.Errorf("Integrity = %s; want %s", web.Integrity, want)
+	if want := "sha384-" + base64.StdEncoding.EncodeToString(sum[:]); web.Integrity() != want {
+		t.Errorf("Integrity() = %s; want %s", web.Integrity(), want)
 	}
-	if want := "e2ee." + hex.EncodeToString(sum[:8]) + ".js"; web.Name != want {
-		t.Errorf("Name = %q; want %q, which carries the module's digest", web.Name, want)
+	if want := "e2ee." + hex.EncodeToString(sum[:8]) + ".js"; web.Name() != want {
+		t.Errorf("Name() = %q; want %q, which carries the module's digest", web.Name(), want)
 	}
 }
 
-func TestHandler(t *testing.T) {
+// get sends a request with header to the handler served by srv, and
+// returns the response with its body read.
+func get(t *testing.T, srv *httptest.Server, method, path string, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func TestHandlerCachesTheVersionedPathForGood(t *testing.T) {
 	srv := httptest.NewServer(web.Handler())
 	defer srv.Close()
 	src := source(t)
-	versioned := "/static/" + web.Name
+	versioned := "/static/" + web.Name()
 
-	get := func(t *testing.T, method, path string, header http.Header) (*http.Response, []byte) {
-		t.Helper()
-		req, err := http.NewRequest(method, srv.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
+	resp, body := get(t, srv, http.MethodGet, versioned, nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, src) {
+		t.Fatalf("GET %s = %s, %d bytes; want 200 and e2ee.js (%d bytes)", versioned, resp.Status, len(body), len(src))
+	}
+	for name, want := range map[string]string{
+		"Content-Type":                "text/javascript; charset=utf-8",
+		"Cache-Control":               "public, max-age=31536000, immutable",
+		"X-Content-Type-Options":      "nosniff",
+		"Access-Control-Allow-Origin": "*",
+	} {
+		if got := resp.Header.Get(name); got != want {
+			t.Errorf("%s: %q; want %q", name, got, want)
 		}
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		resp, err := srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, body
+	}
+	etag := resp.Header.Get("ETag")
+	if !regexp.MustCompile(`^"[A-Za-z0-9_-]{22}"$`).MatchString(etag) {
+		t.Errorf("ETag: %q; want a strong entity tag", etag)
 	}
 
-	resp, body := get(t, http.MethodGet, versioned, nil)
+	resp, body = get(t, srv, http.MethodGet, "/e2ee.js", nil)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, src) {
+		t.Fatalf("GET /e2ee.js = %s; want 200 and e2ee.js", resp.Status)
+	}
+	if got := resp.Header.Get("Cache-Control"); got != "no-cache" {
+		t.Errorf("GET /e2ee.js: Cache-Control: %q; want no-cache at a path without the module's digest", got)
+	}
+	if got := resp.Header.Get("ETag"); got != etag {
+		t.Errorf("GET /e2ee.js: ETag: %q; want %q at every path", got, etag)
+	}
+}
+
+func TestHandlerRevalidatesWithTheETag(t *testing.T) {
+	srv := httptest.NewServer(web.Handler())
+	defer srv.Close()
+	versioned := "/static/" + web.Name()
+	resp, _ := get(t, srv, http.MethodGet, versioned, nil)
 	etag := resp.Header.Get("ETag")
-	t.Run("GET at the versioned path", func(t *testing.T) {
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, src) {
-			t.Fatalf("GET %s = %s, %d bytes; want 200 and e2ee.js (%d bytes)", versioned, resp.Status, len(body), len(src))
-		}
-		for name, want := range map[string]string{
-			"Content-Type":                "text/javascript; charset=utf-8",
-			"Cache-Control":               "public, max-age=31536000, immutable",
-			"X-Content-Type-Options":      "nosniff",
-			"Access-Control-Allow-Origin": "*",
-		} {
-			if got := resp.Header.Get(name); got != want {
-				t.Errorf("%s: %q; want %q", name, got, want)
-			}
-		}
-		if !regexp.MustCompile(`^"[A-Za-z0-9_-]{22}"$`).MatchString(etag) {
-			t.Errorf("ETag: %q; want a strong entity tag", etag)
-		}
-	})
-	t.Run("GET at another path", func(t *testing.T) {
-		resp, body := get(t, http.MethodGet, "/e2ee.js", nil)
-		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, src) {
-			t.Fatalf("GET /e2ee.js = %s; want 200 and e2ee.js", resp.Status)
-		}
-		if got := resp.Header.Get("Cache-Control"); got != "no-cache" {
-			t.Errorf("Cache-Control: %q; want no-cache at a path without the module's digest", got)
-		}
-		if got := resp.Header.Get("ETag"); got != etag {
-			t.Errorf("ETag: %q; want %q at every path", got, etag)
-		}
-	})
 	for _, tt := range []struct {
 		name, ifNoneMatch string
 		status            int
@@ -104,7 +111,7 @@ func TestHandler(t *testing.T) {
 		{"If-None-Match names another", `"other"`, http.StatusOK},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := get(t, http.MethodGet, versioned, http.Header{"If-None-Match": {tt.ifNoneMatch}})
+			resp, body := get(t, srv, http.MethodGet, versioned, http.Header{"If-None-Match": {tt.ifNoneMatch}})
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %s; want %d", resp.Status, tt.status)
 			}
@@ -115,18 +122,22 @@ func TestHandler(t *testing.T) {
 			}
 		})
 	}
-	t.Run("HEAD", func(t *testing.T) {
-		resp, body := get(t, http.MethodHead, versioned, nil)
-		if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.ContentLength != int64(len(src)) {
-			t.Errorf("HEAD = %s, %d body bytes, Content-Length %d; want 200, none, %d", resp.Status, len(body), resp.ContentLength, len(src))
-		}
-	})
-	t.Run("POST", func(t *testing.T) {
-		resp, body := get(t, http.MethodPost, versioned, nil)
-		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" || bytes.Contains(body, src[:100]) {
-			t.Errorf("POST = %s, Allow %q; want 405, GET, HEAD, and no module", resp.Status, resp.Header.Get("Allow"))
-		}
-	})
+}
+
+func TestHandlerAnswersGETAndHEADOnly(t *testing.T) {
+	srv := httptest.NewServer(web.Handler())
+	defer srv.Close()
+	src := source(t)
+	versioned := "/static/" + web.Name()
+
+	resp, body := get(t, srv, http.MethodHead, versioned, nil)
+	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.ContentLength != int64(len(src)) {
+		t.Errorf("HEAD = %s, %d body bytes, Content-Length %d; want 200, none, %d", resp.Status, len(body), resp.ContentLength, len(src))
+	}
+	resp, body = get(t, srv, http.MethodPost, versioned, nil)
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" || bytes.Contains(body, src[:100]) {
+		t.Errorf("POST = %s, Allow %q; want 405, GET, HEAD, and no module", resp.Status, resp.Header.Get("Allow"))
+	}
 }
 
 // TestModuleHasNoDependencies checks that e2ee.js imports nothing and uses

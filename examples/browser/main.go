@@ -2,7 +2,7 @@
 // credentials in the browser, so that the backend behind it never holds one
 // in cleartext.
 //
-// It runs three parties in one process (package demo, beside this file):
+// It runs three parties in one process (package internal/demo):
 //
 //   - the page: a plain HTML form that loads e2ee.js (package web) with its
 //     integrity attribute, fetches the key from the backend, encrypts the
@@ -36,7 +36,7 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/credseal/e2ee/examples/browser/demo"
+	"github.com/credseal/e2ee/examples/browser/internal/demo"
 )
 
 func main() {

@@ -16,29 +16,38 @@ import (
 
 func TestRunPrintsItsLoopbackURL(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	r, w := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, "127.0.0.1:0", w)
 		w.Close()
 	}()
-	line, err := bufio.NewReader(r).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(r).ReadString('\n')
+		line <- s
+		io.Copy(io.Discard, r)
+	}()
+	var first string
+	select {
+	case first = <-line:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run printed no line in 10 s")
 	}
-	go io.Copy(io.Discard, r)
-	m := regexp.MustCompile(`^browser demo: open (http://127\.0\.0\.1:\d+/) `).FindStringSubmatch(line)
+	m := regexp.MustCompile(`^browser demo: open (http://127\.0\.0\.1:\d+/) `).FindStringSubmatch(first)
 	if m == nil {
-		cancel()
-		t.Fatalf("run printed %q; want its loopback URL", line)
+		t.Fatalf("run printed %q; want its loopback URL", first)
 	}
-	resp, err := http.Get(m[1])
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(m[1])
 	if err != nil {
 		t.Fatal(err)
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte(`integrity="`+strings.ReplaceAll(web.Integrity, "+", "&#43;")+`"`)) {
+	integrity := `integrity="` + strings.ReplaceAll(web.Integrity(), "+", "&#43;") + `"`
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte(integrity)) {
 		t.Errorf("GET %s = %s; want the login page, loading the module with its integrity", m[1], resp.Status)
 	}
 	cancel()

@@ -10,9 +10,17 @@ import (
 // Page is the login page, an [http.Handler]. Its form has no action and its
 // fields no name: if the module does not load, nothing can be submitted, in
 // cleartext or otherwise.
+//
+// The page reports its progress in attributes of its body element, for its
+// tests: data-state is "loading", then "ready" (the key is imported) or
+// "failed", then "sending", then "done", "refused" (the backend answered
+// 4xx or 5xx) or "failed"; data-script is "ran" once the page's own module
+// script runs, and "refused" when the browser refuses to run it (its import
+// of e2ee.js failed, as with a wrong integrity value), after which it never
+// runs.
 type Page struct {
-	Name      string   // the module's file name, web.Name: the page loads /static/Name
-	Integrity string   // its SRI value, web.Integrity
+	Name      string   // the module's file name, web.Name(): the page loads /static/Name
+	Integrity string   // its SRI value, web.Integrity()
 	Patterns  []string // the fields to encrypt, as the backend's routes check them
 }
 
@@ -84,9 +92,10 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 </section>
 <script type="module" src="/static/{{.Name}}" integrity="{{.Integrity}}" id="e2ee-module"
   onerror="document.body.dataset.state = 'failed'; document.getElementById('status').textContent = 'e2ee.js failed to load (integrity check): nothing can be sent.'"></script>
-<script type="module">
+<script type="module" id="page-script" onerror="document.body.dataset.script = 'refused'">
   import { fetchKey, encryptFields } from "/static/{{.Name}}";
 
+  document.body.dataset.script = "ran";
   const patterns = {{.Patterns}};
   const $ = (id) => document.getElementById(id);
   const status = (text, cls) => { $("status").textContent = text; $("status").className = cls ?? ""; };

@@ -20,9 +20,9 @@ func TestPageCannotSubmitWithoutTheModule(t *testing.T) {
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`<form id="login" onsubmit="return false">`,                 // no action: no native submission
-		`<button id="submit" type="submit" disabled>`,               // enabled by the module only
-		`"integrity":{"/static/` + web.Name + `":"` + web.Integrity, // the import map
+		`<form id="login" onsubmit="return false">`,                     // no action: no native submission
+		`<button id="submit" type="submit" disabled>`,                   // enabled by the module only
+		`"integrity":{"/static/` + web.Name() + `":"` + web.Integrity(), // the import map
 	} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("the page lacks %s", want)

@@ -4,7 +4,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/credseal/e2ee/examples/browser/demo"
+	"github.com/credseal/e2ee/examples/browser/internal/demo"
 )
 
 // startDemo serves a new backend on loopback for the test.

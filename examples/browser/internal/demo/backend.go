@@ -2,9 +2,12 @@
 // page that encrypts the credentials in the browser with e2ee.js, the
 // backend that serves it and relays its posts, and an e2eetest stand-in for
 // the API behind the backend. The demo program serves it on loopback; the
-// Chromium test (examples/browser/chromium) drives a browser through it.
+// Chromium test (examples/browser/chromium, a module of its own whose import
+// path lies below examples/browser, so Go lets it import this package)
+// drives a browser through it.
 //
-// It is for the demo and its tests only: it serves test keys.
+// It is for the demo and its tests only: it serves test keys, which is why
+// it is internal.
 package demo
 
 import (
@@ -73,11 +76,11 @@ func NewBackend() (*Backend, error) {
 	b := &Backend{API: api, keys: keys, mux: http.NewServeMux()}
 
 	// The backend's three lines for the page: the module, the key, the relay.
-	b.mux.Handle("GET /static/"+web.Name, web.Handler())
+	b.mux.Handle("GET /static/"+web.Name(), web.Handler())
 	b.mux.Handle("GET /e2ee/publickey", e2ee.KeyHandler(keys))
 	b.mux.Handle("POST /2.0/", relay)
 
-	b.mux.Handle("GET /{$}", Page{Name: web.Name, Integrity: web.Integrity, Patterns: powens.Fields(powens.ConnectionCreate)})
+	b.mux.Handle("GET /{$}", Page{Name: web.Name(), Integrity: web.Integrity(), Patterns: powens.Fields(powens.ConnectionCreate)})
 	b.mux.HandleFunc("GET /demo/api", b.serveAPIView)
 	return b, nil
 }
