@@ -25,35 +25,21 @@ const (
 // KeyFetcher fetches, caches and refreshes the key that an HTTP endpoint
 // serves as a JWK or a JWK Set. It is a [KeySource].
 //
-// The first Key call fetches; concurrent callers share that one request and
-// its outcome. The key is then served from memory, without I/O or locks,
-// until it expires: its lifetime comes from the response's Cache-Control
-// max-age (less its Age) or Expires header, clamped to
-// [FetcherConfig.MinTTL] and [FetcherConfig.MaxTTL], or is
-// [FetcherConfig.DefaultTTL]. In the last quarter of that lifetime one
-// background request refreshes the key while callers go on getting the cached
-// one. Later requests are conditional (If-None-Match, If-Modified-Since), and
-// a 304 extends the key's lifetime.
+// The first Key call fetches, and concurrent callers share that request.
+// The key is then served from memory, without I/O or locks, for the
+// lifetime the response's caching headers give it within [FetcherConfig]'s
+// bounds, and refreshed in the background before it expires. While fetches
+// fail (after a backoff, or the endpoint's Retry-After) the last good key is
+// served until [FetcherConfig.MaxStale] past its expiry; then Key fails
+// with [ErrKeyStale]. A fetch that hangs is hedged: callers without a usable
+// key do not wait for its Timeout.
 //
-// A fetch fails on a transport error or timeout, a status other than 2xx, a
-// body larger than [FetcherConfig.MaxBodyBytes], or a key that
-// [ParseKey]'s eligibility rules (and [FetcherConfig.KeyID] and
-// [FetcherConfig.Thumbprints]) refuse. After a failure no request is made
-// for a while (1 s, doubling with each further failure up to 1 min, with
-// jitter, or longer when the endpoint says Retry-After); until then, calls
-// return the last error. While fetches fail, the last good key is served
-// until [FetcherConfig.MaxStale] past its expiry, then Key fails with
-// [ErrKeyStale].
+// [docs/keyfetcher.md] gives each rule, with the figures of its defaults.
 //
-// When a fetch hangs, callers that have no usable key are not held until its
-// [FetcherConfig.Timeout]: once it has been in flight for
-// [FetcherConfig.HedgeDelay], the next such caller starts another fetch
-// beside it, and so on up to 3 fetches in flight. The first good outcome
-// answers every waiting caller and cancels the other fetches.
+// It starts goroutines only while fetches are in flight; [KeyFetcher.Close]
+// cancels them and waits for them.
 //
-// A KeyFetcher is safe for concurrent use by multiple goroutines. It starts
-// goroutines only while fetches are in flight; [KeyFetcher.Close] cancels
-// them and waits for them.
+// [docs/keyfetcher.md]: https://github.com/credseal/e2ee/blob/main/docs/keyfetcher.md
 type KeyFetcher struct {
 	url    string        // as given, for requests
 	logURL string        // url without its user information, query and fragment, for errors and logs

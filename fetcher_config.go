@@ -11,7 +11,7 @@ import (
 // Defaults of [FetcherConfig].
 const (
 	defaultFetchTimeout       = 10 * time.Second
-	defaultMaxBodyBytes       = 256 << 10
+	defaultMaxKeyBytes        = 256 << 10
 	defaultTTL                = time.Hour
 	defaultMinTTL             = time.Minute
 	defaultMaxTTL             = 24 * time.Hour
@@ -23,12 +23,10 @@ const (
 // FetcherConfig tunes a [KeyFetcher]. A zero field means its default; a
 // negative duration or size is refused by [NewKeyFetcher].
 type FetcherConfig struct {
-	// HTTPClient sends the requests. Its Transport (proxy, mTLS), Jar and
-	// Timeout are used; the fetcher works on a copy with its own redirect
-	// rules (see [NewKeyFetcher]) and never modifies it. If nil, the fetcher
-	// uses a client of its own, with the settings of [http.DefaultTransport]
-	// (such as the proxy from the environment) but no keep-alive, so that no
-	// connection outlives a fetch.
+	// HTTPClient sends the requests: its Transport (proxy, mTLS), Jar and
+	// Timeout are used, on a copy with the fetcher's own redirect rules
+	// (see [NewKeyFetcher]). If nil, a client of the fetcher's own, with
+	// http.DefaultTransport's settings but no keep-alive.
 	HTTPClient *http.Client
 
 	// Header holds extra request headers, such as Authorization. They are
@@ -39,26 +37,22 @@ type FetcherConfig struct {
 	// accepted, whether the endpoint serves a JWK or a JWK Set.
 	KeyID string
 
-	// Timeout bounds one fetch, from sending the request to reading the body,
-	// whatever the client's own Timeout. The default is 10 seconds.
+	// Timeout bounds one fetch, from sending the request to reading the
+	// body, whatever the client's own Timeout. The default is 10 seconds.
 	Timeout time.Duration
 
 	// MaxBodyBytes is the largest response body accepted; a larger one fails
 	// with [ErrResponseTooLarge]. The default is 256 KiB.
 	MaxBodyBytes int64
 
-	// DefaultTTL is how long a key is used when the response has neither a
+	// DefaultTTL is a key's lifetime when the response has neither a
 	// Cache-Control max-age nor an Expires header. The default is 1 hour.
 	DefaultTTL time.Duration
 
-	// MinTTL is the shortest lifetime given to a key whose response has
-	// caching headers; Cache-Control no-store and no-cache give exactly
-	// MinTTL. The default is 1 minute.
-	MinTTL time.Duration
-
-	// MaxTTL is the longest lifetime given to a key whose response has
-	// caching headers. The default is 24 hours.
-	MaxTTL time.Duration
+	// MinTTL and MaxTTL clamp a lifetime that caching headers give
+	// (no-store and no-cache give MinTTL). The defaults are 1 minute and
+	// 24 hours.
+	MinTTL, MaxTTL time.Duration
 
 	// MaxStale is how long past its expiry the last good key is still served
 	// while fetches fail; after that, Key fails with [ErrKeyStale]. The
@@ -76,28 +70,15 @@ type FetcherConfig struct {
 	Logger *slog.Logger
 
 	// Thumbprints, when set, pins the key itself: only a key whose RFC 7638
-	// SHA-256 thumbprint, base64url-encoded in 43 characters as
-	// [Key.Thumbprint] gives it, is listed here is accepted. From a JWK Set,
-	// the key is chosen among the pinned ones. A fetched key that is not
-	// pinned fails the fetch with an error wrapping [ErrUnsuitableKey] that
-	// says "not pinned"; the last good key stays in use, and the Logger
-	// says so.
-	//
-	// Pinning protects against a key endpoint, or a relay in front of it,
-	// that serves a key of its own, even under the expected kid. The price
-	// is rotation: add the thumbprint of the provider's next key here
-	// before the provider starts serving it, or fetches fail once the old
-	// key is stale. `e2ee key` prints a key's thumbprint in the form to
-	// paste.
+	// SHA-256 thumbprint ([Key.Thumbprint], 43 base64url characters) is
+	// listed is accepted; another fails the fetch with [ErrUnsuitableKey],
+	// "not pinned", and the last good key stays in use. Add the provider's
+	// next key here before it is served (see docs/keyfetcher.md).
 	Thumbprints []string
 
-	// HedgeDelay is how long a fetch may be in flight before a caller that
-	// has no usable key starts another one beside it, so that a hung
-	// request does not hold every caller until its Timeout. The first good
-	// outcome wins and the other fetches are cancelled; at most 3 are in
-	// flight at once. The default is 2 seconds: longer than a healthy key
-	// endpoint takes, short enough that callers recover from a hung one
-	// within seconds.
+	// HedgeDelay is how long a fetch may be in flight before a caller
+	// without a usable key starts another beside it (at most 3 at once;
+	// the first good outcome wins). The default is 2 seconds.
 	HedgeDelay time.Duration
 }
 
@@ -127,7 +108,7 @@ func (cfg *FetcherConfig) resolve() (FetcherConfig, keyPin, error) {
 	}
 	c.Header = c.Header.Clone()
 	c.Timeout = cmp.Or(c.Timeout, defaultFetchTimeout)
-	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, defaultMaxBodyBytes)
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, defaultMaxKeyBytes)
 	c.DefaultTTL = cmp.Or(c.DefaultTTL, defaultTTL)
 	c.MinTTL = cmp.Or(c.MinTTL, defaultMinTTL)
 	c.MaxTTL = cmp.Or(c.MaxTTL, defaultMaxTTL)

@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -20,6 +18,8 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/credseal/e2ee/internal/jwe"
+	"github.com/credseal/e2ee/internal/jwkjson"
+	"github.com/credseal/e2ee/internal/pemkey"
 	"github.com/credseal/e2ee/internal/redact"
 )
 
@@ -187,10 +187,10 @@ func ParseKey(data []byte) (*Key, error) {
 func parseKey(data []byte, pin keyPin) (*Key, error) {
 	var obj map[string]jsontext.Value
 	if err := jsonv2.Unmarshal(data, &obj); err != nil {
-		if dup := duplicateName(err); dup != "" {
+		if dup := jwkjson.DuplicateName(err); dup != "" {
 			return nil, unsuitable(dup)
 		}
-		if what := pemLike(data); what != "" {
+		if what := pemkey.Like(data); what != "" {
 			return nil, fmt.Errorf("e2ee: key is %s, not a JWK: use ParsePEM", what)
 		}
 		return nil, fmt.Errorf("e2ee: key is not a JSON object: %w", err)
@@ -233,7 +233,7 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 			err = pin.check(k)
 		}
 		if err != nil {
-			reasons = append(reasons, fmt.Sprintf("key %d%s: %v", i, kidSuffix(member), err))
+			reasons = append(reasons, fmt.Sprintf("key %d%s: %v", i, jwkjson.KidSuffix(member), err))
 			continue
 		}
 		if best == nil || (bestAlg != algOAEP256 && alg == algOAEP256) {
@@ -244,20 +244,6 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 		return nil, unsuitable("no eligible key in JWK Set: " + strings.Join(reasons, "; "))
 	}
 	return best, nil
-}
-
-// duplicateName describes a duplicate member name that err reports, or
-// returns "" when err reports something else.
-func duplicateName(err error) string {
-	var se *jsontext.SyntacticError
-	if !errors.As(err, &se) || !errors.Is(err, jsontext.ErrDuplicateName) {
-		return ""
-	}
-	where := "the key"
-	if parent := se.JSONPointer.Parent(); parent != "" {
-		where = redact.Quote(string(parent))
-	}
-	return fmt.Sprintf("duplicate member name %s in %s", redact.Quote(se.JSONPointer.LastToken()), where)
 }
 
 const (
@@ -282,14 +268,14 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 			strings.Join(present, ", "))
 	}
 
-	kty, err := stringMember(obj, "kty")
+	kty, err := jwkjson.String(obj, "kty")
 	if err != nil {
 		return nil, "", err
 	}
 	if kty != "RSA" {
 		return nil, "", fmt.Errorf("kty is %s, want \"RSA\"", redact.Quote(kty))
 	}
-	if use, ok, err := optionalString(obj, "use"); err != nil {
+	if use, ok, err := jwkjson.OptionalString(obj, "use"); err != nil {
 		return nil, "", err
 	} else if ok && use != "enc" {
 		return nil, "", fmt.Errorf("use is %s, want \"enc\"", redact.Quote(use))
@@ -303,25 +289,25 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 			return nil, "", errors.New("key_ops allows neither \"encrypt\" nor \"wrapKey\"")
 		}
 	}
-	alg, hasAlg, err := optionalString(obj, "alg")
+	alg, hasAlg, err := jwkjson.OptionalString(obj, "alg")
 	if err != nil {
 		return nil, "", err
 	}
 	if hasAlg && alg != algOAEP256 && alg != algOAEP {
 		return nil, "", fmt.Errorf("alg is %s, want \"RSA-OAEP-256\" or \"RSA-OAEP\"", redact.Quote(alg))
 	}
-	kid, _, err := optionalString(obj, "kid")
+	kid, _, err := jwkjson.OptionalString(obj, "kid")
 	if err != nil {
 		return nil, "", err
 	}
 	if kid == "" {
 		return nil, "", errors.New("kid is missing or empty")
 	}
-	n, err := bigMember(obj, "n")
+	n, err := jwkjson.BigInt(obj, "n")
 	if err != nil {
 		return nil, "", err
 	}
-	eBig, err := bigMember(obj, "e")
+	eBig, err := jwkjson.BigInt(obj, "e")
 	if err != nil {
 		return nil, "", err
 	}
@@ -333,51 +319,6 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 		return nil, "", errors.New(reason)
 	}
 	return &Key{ID: kid, PublicKey: &rsa.PublicKey{N: n, E: e}}, alg, nil
-}
-
-func stringMember(obj map[string]jsontext.Value, name string) (string, error) {
-	s, ok, err := optionalString(obj, name)
-	if err == nil && !ok {
-		err = fmt.Errorf("%s is missing", name)
-	}
-	return s, err
-}
-
-func optionalString(obj map[string]jsontext.Value, name string) (string, bool, error) {
-	raw, ok := obj[name]
-	if !ok {
-		return "", false, nil
-	}
-	var s string
-	if err := jsonv2.Unmarshal(raw, &s); err != nil {
-		return "", true, fmt.Errorf("%s is not a string", name)
-	}
-	return s, true, nil
-}
-
-// bigMember decodes the base64url-encoded unsigned big-endian integer name.
-func bigMember(obj map[string]jsontext.Value, name string) (*big.Int, error) {
-	s, err := stringMember(obj, name)
-	if err != nil {
-		return nil, err
-	}
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-	if err != nil {
-		return nil, fmt.Errorf("%s is not base64url", name)
-	}
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%s is empty", name)
-	}
-	return new(big.Int).SetBytes(b), nil
-}
-
-// kidSuffix returns ` (kid "…")` for a JWK that names a string kid.
-func kidSuffix(obj map[string]jsontext.Value) string {
-	kid, ok, err := optionalString(obj, "kid")
-	if !ok || err != nil {
-		return ""
-	}
-	return " (kid " + redact.Quote(kid) + ")"
 }
 
 // ParsePEM parses a PEM "PUBLIC KEY" (SPKI), "RSA PUBLIC KEY" (PKCS#1) or
@@ -398,10 +339,14 @@ func kidSuffix(obj map[string]jsontext.Value) string {
 // When kid is "", the key's ID is its RFC 7638 SHA-256 thumbprint (see
 // [Key.Thumbprint]), which is the provider's own convention for kid values.
 func ParsePEM(data []byte, kid string) (*Key, error) {
-	text, seen := pemText(data)
-	pub, err := pemPublicKey(text)
-	if err != nil {
-		if len(seen) > 0 && !errors.Is(err, ErrUnsuitableKey) {
+	text, seen := pemkey.Text(data)
+	pub, err := pemkey.PublicKey(text)
+	var private *pemkey.PrivateBlockError
+	switch {
+	case errors.As(err, &private):
+		return nil, unsuitable(private.Error())
+	case err != nil:
+		if len(seen) > 0 {
 			return nil, fmt.Errorf("%w (read as PEM %s)", err, strings.Join(seen, ", "))
 		}
 		return nil, err
@@ -424,114 +369,6 @@ func ParsePEM(data []byte, kid string) (*Key, error) {
 		return nil, err
 	}
 	return k, nil
-}
-
-// pemLike returns what data is when it looks like a key that ParsePEM reads
-// ("PEM text", "base64 without PEM armour"), or "".
-func pemLike(data []byte) string {
-	text, _ := pemText(data)
-	switch {
-	case strings.Contains(text, "-----BEGIN"):
-		return "PEM text"
-	case len(text) > 0 && text[0] != '{' && text[0] != '[':
-		if _, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(text), "")); err == nil {
-			return "base64 without PEM armour"
-		}
-	}
-	return ""
-}
-
-// pemText returns data as PEM text that encoding/pem reads, and what it
-// undid to get there: quotes around it, literal \n escapes, indentation.
-func pemText(data []byte) (string, []string) {
-	var seen []string
-	text := strings.TrimSpace(string(data))
-	if len(text) >= 2 && (text[0] == '"' && text[len(text)-1] == '"' || text[0] == '\'' && text[len(text)-1] == '\'') {
-		text, seen = strings.TrimSpace(text[1:len(text)-1]), append(seen, "in quotes")
-	}
-	if strings.Contains(text, `\n`) {
-		text = strings.NewReplacer(`\r\n`, "\n", `\n`, "\n").Replace(text)
-		seen = append(seen, `with \n escapes`)
-	}
-	lines := strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
-	indented := false
-	for i, l := range lines {
-		if t := strings.TrimSpace(l); t != l {
-			lines[i], indented = t, indented || t != ""
-		}
-	}
-	if indented {
-		seen = append(seen, "with white space around lines")
-	}
-	return strings.Join(lines, "\n"), seen
-}
-
-// pemPublicKey returns the first public key of text: of a PEM block, or of
-// bare base64 DER when text has no BEGIN line.
-func pemPublicKey(text string) (any, error) {
-	if !strings.Contains(text, "-----BEGIN") {
-		der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(text), ""))
-		if err != nil {
-			return nil, errors.New("e2ee: no PEM block (no BEGIN line) and not the base64 of a key")
-		}
-		pub, err := derPublicKey(der, "")
-		if err != nil {
-			return nil, fmt.Errorf("e2ee: no PEM block (no BEGIN line), and the base64 %w", err)
-		}
-		return pub, nil
-	}
-	var pub any
-	for rest := []byte(text); ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if strings.Contains(block.Type, "PRIVATE KEY") {
-			// Wherever it stands: private key material has no place in
-			// a client's configuration.
-			return nil, unsuitable(fmt.Sprintf("PEM holds a %s block; a client needs only the public key",
-				redact.Quote(block.Type)))
-		}
-		if pub != nil {
-			continue // the first public key is used; later blocks are only checked
-		}
-		switch block.Type {
-		case "PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE":
-		default:
-			continue
-		}
-		var err error
-		if pub, err = derPublicKey(block.Bytes, block.Type); err != nil {
-			return nil, fmt.Errorf("e2ee: PEM %s block: its content %w", redact.Quote(block.Type), err)
-		}
-	}
-	if pub == nil {
-		return nil, errors.New("e2ee: no PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE PEM block found")
-	}
-	return pub, nil
-}
-
-// derPublicKey returns the public key of der: a certificate's under a
-// CERTIFICATE label, else an SPKI or PKCS#1 public key, whichever label
-// (PUBLIC KEY, RSA PUBLIC KEY, or none) it came under, since pasted keys
-// often have the other one. Its error says what der is not, and names no
-// function of crypto/x509.
-func derPublicKey(der []byte, label string) (any, error) {
-	if label == "CERTIFICATE" {
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, errors.New("is not a DER certificate")
-		}
-		return cert.PublicKey, nil
-	}
-	if pub, err := x509.ParsePKIXPublicKey(der); err == nil {
-		return pub, nil
-	}
-	if pub, err := x509.ParsePKCS1PublicKey(der); err == nil {
-		return pub, nil
-	}
-	return nil, errors.New("is neither an SPKI (PUBLIC KEY) nor a PKCS#1 (RSA PUBLIC KEY) public key")
 }
 
 // JWK returns k as a public JWK: kty, kid, use "enc", alg "RSA-OAEP-256", n

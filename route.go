@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 
 	"github.com/credseal/e2ee/internal/routematch"
 )
@@ -86,25 +85,11 @@ func variantOf(ctx context.Context) string {
 	return v
 }
 
-// A router matches requests against the routes of a Transport, by
-// resource: a request matches a route when its path ends, at a segment
-// boundary, with the route's path, whatever comes before it (a gateway's
-// prefix, another API version, none).
-//
-// Besides the routes themselves, it keeps those that name a host apart, so
-// that a request on one of their resources to a host that no route names is
-// recognized: that is a client sending to another tenant or environment
-// than it was set up for, or through a gateway it was not told of, and the
-// Transport refuses it.
+// A router matches requests against the routes of a Transport, by resource
+// (see [routematch.Table]).
 type router struct {
-	routes []matcher // in the order of Transport.Routes
-}
-
-// matcher is a route, read for matching.
-type matcher struct {
-	route   *Route
-	pattern routematch.Pattern
-	variant string
+	routes []Route // the Transport's, in their order
+	table  *routematch.Table
 }
 
 // newRouter checks routes and returns their router.
@@ -112,155 +97,52 @@ func newRouter(routes []Route) (*router, error) {
 	if len(routes) == 0 {
 		return nil, errors.New("e2ee: Transport has no routes")
 	}
-	rt := &router{}
-	muxes := make(map[string]*http.ServeMux) // by variant, to find conflicts
-	for i := range routes {
-		r := &routes[i]
-		m, err := newMatcher(r, muxes)
-		if err != nil {
-			return nil, fmt.Errorf("e2ee: Transport route %q: %w", r.Pattern, err)
+	bad, why := len(routes), error(nil)
+	patterns, variants := make([]string, len(routes)), make([]string, len(routes))
+	for i, r := range routes {
+		patterns[i], variants[i] = r.Pattern, r.Variant
+		switch {
+		case why != nil:
+		case r.Payload == nil:
+			bad, why = i, errors.New("no Payload")
+		case !r.VerifyOnly && r.Payload.enc == nil:
+			bad, why = i, errors.New("Payload has no Encryptor")
 		}
-		rt.routes = append(rt.routes, m)
 	}
-	return rt, nil
+	table, err := routematch.NewTable(patterns, variants)
+	if pe := (*routematch.PatternError)(nil); errors.As(err, &pe) && pe.Index < bad {
+		bad, why = pe.Index, pe.Err
+	}
+	if why != nil {
+		return nil, fmt.Errorf("e2ee: Transport route %q: %w", routes[bad].Pattern, why)
+	}
+	return &router{routes: routes, table: table}, nil
 }
 
-func newMatcher(r *Route, muxes map[string]*http.ServeMux) (matcher, error) {
-	switch {
-	case r.Payload == nil:
-		return matcher{}, errors.New("no Payload")
-	case !r.VerifyOnly && r.Payload.enc == nil:
-		return matcher{}, errors.New("Payload has no Encryptor")
-	}
-	p, err := routematch.Parse(r.Pattern)
-	if err != nil {
-		return matcher{}, err
-	}
-	// A ServeMux checks the pattern's syntax ({name} segments) and finds
-	// another route of the same variant with the same pattern.
-	mux := muxes[r.Variant]
-	if mux == nil {
-		mux = http.NewServeMux()
-		muxes[r.Variant] = mux
-	}
-	if err := handle(mux, p.Mux()); err != nil {
-		return matcher{}, err
-	}
-	return matcher{route: r, pattern: p, variant: r.Variant}, nil
-}
-
-// handle registers pattern in mux, returning the mux's panic (an invalid or
-// conflicting pattern) as an error.
-func handle(mux *http.ServeMux, pattern string) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("%v", v)
-		}
-	}()
-	mux.Handle(pattern, http.NotFoundHandler())
-	return nil
-}
-
-// route returns the route that req matches, directly or as a redirect hop of
-// a request that matched one: a hop carries the body of the first request,
-// so the route of the earliest request in the chain that matched one
-// applies. Failing that, it returns as foreign a route that names a host
-// and whose resource req is on, on a host no route names. It returns an
-// error when req's path reads as two routes' resources, or when a hop is
-// on another route's resource than the request whose body it carries.
+// route returns the route that req matches, directly or as a redirect hop
+// of a request that matched one, or as foreign a route that names a host
+// and whose resource req is on, on a host no route names (see
+// [routematch.Table.Match]). It returns an error when req's path reads as
+// two routes' resources, or when a hop is on another route's resource than
+// the request whose body it carries.
 func (rt *router) route(req *http.Request) (route, foreign *Route, err error) {
-	variant := variantOf(req.Context())
-	var first routematch.Readings
-	var own, earliest *matcher
-	for r, hop := req, 0; r != nil && hop <= maxHops; hop++ {
-		rd := routematch.Read(r)
-		m, other := rt.match(rd, variant, true)
-		if other != nil {
-			return nil, nil, &reasoned{"ambiguous-path", fmt.Errorf("e2ee: the request's path reads as the resources "+
-				"of two routes, %q and %q: refusing to send (write the path without dot segments or encoded slashes)",
-				m.route.Pattern, other.route.Pattern)}
-		}
-		if hop == 0 {
-			first, own = rd, m
-		}
-		if m != nil {
-			earliest = m
-		}
-		if r.Response == nil {
-			break
-		}
-		r = r.Response.Request
-	}
+	m, f, err := rt.table.Match(req, variantOf(req.Context()))
+	var amb *routematch.AmbiguousError
+	var redir *routematch.RedirectError
 	switch {
-	case own != nil && earliest != own:
+	case errors.As(err, &amb):
+		return nil, nil, &reasoned{"ambiguous-path", fmt.Errorf("e2ee: the request's path reads as the resources "+
+			"of two routes, %q and %q: refusing to send (write the path without dot segments or encoded slashes)",
+			rt.routes[amb.A].Pattern, rt.routes[amb.B].Pattern)}
+	case errors.As(err, &redir):
 		return nil, nil, &reasoned{"redirect", fmt.Errorf("e2ee: a redirect to the resource of route %q carries "+
-			"the body of a request on route %q: refusing to send", own.route.Pattern, earliest.route.Pattern)}
-	case earliest != nil:
-		return earliest.route, nil, nil
-	}
-	if m, _ := rt.match(first, variant, false); m != nil {
-		return nil, m.route, nil
+			"the body of a request on route %q: refusing to send", rt.routes[redir.Hop].Pattern, rt.routes[redir.Body].Pattern)}
+	case err != nil:
+		return nil, nil, err
+	case m >= 0:
+		return &rt.routes[m], nil, nil
+	case f >= 0:
+		return nil, &rt.routes[f], nil
 	}
 	return nil, nil, nil
-}
-
-// maxHops bounds the redirect chain that route walks: http.Client follows
-// 10 redirects at most.
-const maxHops = 64
-
-// match returns the matcher of the route that rd matches: the route of the
-// request's variant, if one matches, before the routes of none; and in a
-// reading, the route that matches the longest part of the path, a route
-// that names a host before one that does not, one that names a method
-// before one that does not, and then the first. When readings of the path
-// match different routes, it returns the first reading's as best and
-// another's as other. Without byHost, it matches the routes that name a
-// host, whatever the request's host.
-func (rt *router) match(rd routematch.Readings, variant string, byHost bool) (best, other *matcher) {
-	if rd.Paths == nil {
-		return nil, nil
-	}
-	for _, v := range []string{variant, ""} {
-		for _, segs := range rd.Paths {
-			m := rt.matchPath(rd, segs, v, byHost)
-			switch {
-			case m == nil:
-			case best == nil:
-				best = m
-			case m != best:
-				return best, m
-			}
-		}
-		if best != nil || v == "" {
-			break
-		}
-	}
-	return best, nil
-}
-
-// matchPath returns the matcher of the route of variant v that the path
-// segs, with rd's method and hosts, matches best, or nil.
-func (rt *router) matchPath(rd routematch.Readings, segs []string, v string, byHost bool) *matcher {
-	var best *matcher
-	bestScore := 0
-	for i := range rt.routes {
-		m := &rt.routes[i]
-		if m.variant != v || !m.pattern.MatchMethod(rd.Method) {
-			continue
-		}
-		if host := m.pattern.Host; byHost && host != "" && !slices.Contains(rd.Hosts, host) || !byHost && host == "" {
-			continue
-		}
-		score := m.pattern.MatchPath(segs) * 4
-		if score > 0 && m.pattern.Host != "" {
-			score += 2
-		}
-		if score > 0 && m.pattern.Method != "" {
-			score++
-		}
-		if score > bestScore {
-			best, bestScore = m, score
-		}
-	}
-	return best
 }

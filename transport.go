@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/credseal/e2ee/internal/jsonpattern"
 	"github.com/credseal/e2ee/internal/redact"
+	"github.com/credseal/e2ee/internal/reqbody"
 )
 
 // DefaultMaxBodyBytes bounds the request bodies that a [Transport] reads
@@ -24,55 +24,24 @@ import (
 const DefaultMaxBodyBytes = 1 << 20
 
 // Transport is an [http.RoundTripper] that encrypts the designated fields of
-// matching requests before they leave the process, and fails closed. Most
-// code gets one from powens.NewClient.
+// the requests its [Route]s match before they leave the process. Most code
+// gets one from powens.NewClient.
 //
-// A request matches a route by resource: its path ends with the route's
-// path, whatever comes before it (see [Route.Pattern]), read as servers may
-// read it: in any letter case, percent-encoded or not, with dot segments,
-// repeated or trailing slashes, ;parameters, and a last segment with a
-// trailing dot, white space or a format suffix. Hosts match whatever their
-// letter case, port, trailing dot and Unicode spelling (net/http dials
-// "acme。biapi.pro" as acme.biapi.pro). Requests that match no route, and
-// every response, pass untouched; so does a matching request with an empty
-// body and no designated query parameter.
+// It fails closed: a matching request that it cannot encrypt or check, and
+// every request when its configuration is wrong (see [Transport.Validate]),
+// gets an error wrapping [ErrNotSent], and nothing is sent. Requests that
+// match no route, and every response, pass untouched.
 //
-// It fails closed, at configuration time too. It refuses, with an error
-// wrapping [ErrNotSent], sending nothing and closing the body:
-//   - every request, when it has no routes or a route that could not match
-//     as written (see [Transport.Validate]);
-//   - a request on the resource of a route that names a host, to a host no
-//     route names, unless its body is empty: it is on its way to another
-//     tenant, or through a gateway the routes do not name;
-//   - on a matching route, a body that is not JSON, whose root is not an
-//     object or an array, or that has a Content-Encoding or a Content-Type
-//     other than JSON (application/json, or any type/subtype+json); a query
-//     parameter that the route designates (but on GET and HEAD requests,
-//     which read); a designated value that is
-//     already a JWE, unless the route has AllowJWE; a body designating more
-//     values than its bound (see [Payload.WithMaxValues]);
-//   - a request whose path reads as the resources of two routes, and a
-//     redirect hop on another route's resource than the request whose
-//     body it carries;
-//   - any request whose reading, encrypting or checking fails.
+// It must be the outermost RoundTripper, the first to see a request:
+// logging, tracing and retrying RoundTrippers go in Base, where they see
+// JWEs only.
 //
-// The error names the route and JSON Pointers, never a value, and a member
-// name only when a pattern names it.
+// [docs/transport.md] says what a route matches, each refusal and its
+// reason, and how redirects and key rejections are handled.
 //
-// Placement: a Transport must be the outermost RoundTripper, the first to
-// see a request. Logging, tracing and retrying RoundTrippers go in its Base,
-// where they see JWEs only; one wrapped around it sees the cleartext.
+// A Transport's fields must not be changed after its first use.
 //
-// Redirects: the body a Transport sends is already encrypted, and so are its
-// retries (GetBody is set). When an [http.Client] follows a 307 or 308 from a
-// matching request, it rebuilds the body from the caller's request, which is
-// in cleartext; the Transport recognizes such a hop (its Request.Response
-// chain leads back to a matching request) and encrypts it with that route,
-// whatever path it is sent to. For that, a response from Base that lacks its
-// Request gets the request sent.
-//
-// A Transport's fields must not be changed after its first use. It is safe
-// for concurrent use by multiple goroutines.
+// [docs/transport.md]: https://github.com/credseal/e2ee/blob/main/docs/transport.md
 type Transport struct {
 	// Base sends the requests, once encrypted: logging, tracing and
 	// retrying RoundTrippers go here. If nil, http.DefaultTransport is used.
@@ -80,28 +49,21 @@ type Transport struct {
 	// Routes designate the requests to encrypt or check.
 	Routes []Route
 	// KeyRejected, when set, reports whether a response means that the API
-	// could not decrypt with the key used (e.g. an unknown kid). It may read
-	// the response body, all of it if it likes: what it reads is buffered
-	// and given back, so the caller gets every byte all the same. The
-	// Transport then refreshes the key (when the route's key source is a
-	// [Refresher], as KeyFetcher is) and, when that gives a
-	// different kid, resends once, encrypted anew; otherwise, or when the
-	// resend is rejected too, the caller gets the API's response. Never on
-	// VerifyOnly routes (there is no cleartext to encrypt anew). nil: no
-	// retry.
+	// could not decrypt with the key used (e.g. an unknown kid); it may read
+	// the whole body, which the caller gets back all the same. The Transport
+	// then refreshes the key (when the route's key source is a [Refresher])
+	// and, when that gives a different kid, resends once, encrypted anew.
+	// Never on VerifyOnly routes. nil: no retry.
 	KeyRejected func(*http.Response) bool
 	// MaxBodyBytes bounds the request bodies read on matching routes;
 	// larger ones are refused. Zero means DefaultMaxBodyBytes; a negative
 	// value is a configuration error, as it is for
 	// [FetcherConfig.MaxBodyBytes], which bounds key responses.
 	MaxBodyBytes int64
-	// Logger, when set, records each refusal, at level Warn ("request
-	// refused"), and each resend after a key rejection, at level Info,
-	// with the route, the reason (a short word such as "cleartext",
-	// "query" or "key-unavailable": see [Transport.RoundTrip]), the
-	// sentinel the error wraps, the method and host, and the error, which
-	// never carries a value or a member name that no pattern names. It
-	// never records a path or a query. nil: none.
+	// Logger, when set, records each refusal at level Warn and each resend
+	// after a key rejection at level Info: the route, the reason (see
+	// [Transport.RoundTrip]), the sentinel, the method, the host and the
+	// error, never a value, a path or a query. nil: none.
 	Logger *slog.Logger
 
 	once    sync.Once
@@ -186,7 +148,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	if foreign != nil {
 		return refuse(foreignHostError(req, foreign))
 	}
-	if err := checkContent(req.Header); err != nil {
+	if err := reqbody.CheckContent(req.Header); err != nil {
 		return refuse(refused(route, err))
 	}
 	if route.VerifyOnly {
@@ -273,33 +235,6 @@ func safeMethod(method string) bool {
 	return strings.EqualFold(method, "GET") || strings.EqualFold(method, "HEAD")
 }
 
-// checkContent refuses the headers of a body that cannot be encrypted in
-// place: compressed, or of a media type that is not JSON.
-func checkContent(h http.Header) error {
-	for _, ce := range h.Values("Content-Encoding") {
-		if v := strings.TrimSpace(ce); v != "" && !strings.EqualFold(v, "identity") {
-			return fmt.Errorf("%w: Content-Encoding is %s: compressed bodies cannot be encrypted in place",
-				ErrNotJSON, redact.Quote(v))
-		}
-	}
-	cts := h.Values("Content-Type")
-	switch {
-	case len(cts) == 0 || len(cts) == 1 && strings.TrimSpace(cts[0]) == "":
-		return nil
-	case len(cts) > 1:
-		return fmt.Errorf("%w: the request has %d Content-Type headers", ErrNotJSON, len(cts))
-	}
-	mt, _, err := mime.ParseMediaType(cts[0])
-	if err != nil {
-		return fmt.Errorf("%w: Content-Type is not a media type", ErrNotJSON)
-	}
-	if _, sub, _ := strings.Cut(mt, "/"); mt != "application/json" && !strings.HasSuffix(sub, "+json") {
-		return fmt.Errorf("%w: Content-Type is %s: end-to-end encryption applies to JSON bodies only",
-			ErrNotJSON, redact.Quote(mt))
-	}
-	return nil
-}
-
 // send sends a request whose body the Transport made. The response's
 // Request is set to req, whatever Base put there (a Base that rewrites
 // URLs may give its own request): http.Client follows a redirect's chain of
@@ -384,98 +319,22 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// readBody reads and closes req.Body, refusing more than MaxBodyBytes. When
-// the request's context can end, the read runs on a goroutine of its own,
-// so that a body that never ends cannot outlast the context: the body is
-// then closed, which unblocks most readers.
-//
-// The buffer grows as bytes arrive, from firstRead bytes at most: a
-// declared Content-Length is a claim, and holding it in memory before the
-// body comes would let idle connections exhaust the heap.
+// readBody reads and closes req.Body, refusing more than MaxBodyBytes, and
+// more time than the request's context allows.
 func (t *Transport) readBody(req *http.Request) ([]byte, error) {
 	limit := cmp.Or(t.MaxBodyBytes, DefaultMaxBodyBytes) // Validate refused a negative one
-	if req.ContentLength > limit {
-		req.Body.Close()
-		return nil, &reasoned{"body-too-large", fmt.Errorf("e2ee: request body of %d bytes exceeds the limit of %d "+
-			"(Transport.MaxBodyBytes; powens.Options.MaxBodyBytes)", req.ContentLength, limit)}
+	body, err := reqbody.Read(req.Context(), req.Body, req.ContentLength, limit)
+	var tooLarge *reqbody.TooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, &reasoned{"body-too-large", fmt.Errorf("e2ee: %w (Transport.MaxBodyBytes; powens.Options.MaxBodyBytes)", err)}
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("e2ee: %w", err) // the reason is "canceled"
+	case err != nil:
+		return nil, &reasoned{"body-read", fmt.Errorf("e2ee: %w", err)}
 	}
-	read := func() ([]byte, error) {
-		max := limit + 1 // one byte more, to see that the body ends there
-		if n := req.ContentLength; n > 0 {
-			max = n + 1
-		}
-		body, err := readUpTo(req.Body, max)
-		switch {
-		case err != nil:
-			clear(body)
-			return nil, &reasoned{"body-read", fmt.Errorf("e2ee: reading request body: %w", err)}
-		case req.ContentLength > 0 && int64(len(body)) > req.ContentLength:
-			clear(body)
-			return nil, &reasoned{"body-read", errLongBody}
-		case req.ContentLength > 0 && int64(len(body)) < req.ContentLength:
-			clear(body)
-			return nil, &reasoned{"body-read", fmt.Errorf("e2ee: reading request body: %w", io.ErrUnexpectedEOF)}
-		case int64(len(body)) > limit:
-			clear(body)
-			return nil, &reasoned{"body-too-large", fmt.Errorf("e2ee: request body exceeds the limit of %d bytes "+
-				"(Transport.MaxBodyBytes; powens.Options.MaxBodyBytes)", limit)}
-		}
-		return body, nil
-	}
-	done := req.Context().Done()
-	if done == nil {
-		defer req.Body.Close()
-		return read()
-	}
-	type result struct {
-		body []byte
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		body, err := read()
-		ch <- result{body, err}
-	}()
-	select {
-	case r := <-ch:
-		req.Body.Close()
-		return r.body, r.err
-	case <-done:
-		req.Body.Close()
-		go func() { clear((<-ch).body) }() // the read ends with the body closed
-		return nil, fmt.Errorf("e2ee: reading request body: %w", req.Context().Err())
-	}
+	return body, nil
 }
-
-// firstRead is the most that readBody allocates before a body's first bytes.
-const firstRead = 4 << 10
-
-// readUpTo reads r to its end or to max bytes, whichever comes first, into
-// a buffer that starts at firstRead bytes at most and doubles as bytes
-// arrive. Each buffer outgrown is cleared: it holds cleartext.
-func readUpTo(r io.Reader, max int64) ([]byte, error) {
-	buf := make([]byte, 0, min(max, firstRead))
-	for int64(len(buf)) < max {
-		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(max, int64(2*cap(buf))))
-			copy(grown, buf)
-			clear(buf)
-			buf = grown
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		switch {
-		case err == io.EOF:
-			return buf, nil
-		case err != nil:
-			return buf, err
-		}
-	}
-	return buf, nil
-}
-
-// errLongBody is the error of a body longer than its Content-Length.
-var errLongBody = errors.New("e2ee: request body longer than its Content-Length")
 
 // refused is the error of a request refused on route: err's message, then
 // the route.

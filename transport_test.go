@@ -1326,35 +1326,6 @@ func TestTransportKeyRejected(t *testing.T) {
 // body through Payload.Encrypt, and the two encryptions alone: Transport
 // minus TwoEncryptions is the Transport's and the Payload's overhead, which
 // AlreadyEncrypted measures apart from the noise of the RSA operations.
-// TestReadUpTo checks the reader of request bodies: it returns every byte
-// up to its bound, across the growths of its buffer, which starts small
-// whatever the bound.
-func TestReadUpTo(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789"), 1024) // 10 KiB
-	for _, tt := range []struct {
-		max  int64
-		want int
-	}{
-		{1 << 20, len(data)},
-		{5000, 5000},
-		{4096, 4096},
-		{1, 1},
-	} {
-		var offered []int
-		r := bytes.NewReader(data)
-		got, err := readUpTo(readFunc(func(p []byte) (int, error) {
-			offered = append(offered, len(p))
-			return r.Read(p[:min(len(p), 100)]) // 100 bytes at a time
-		}), tt.max)
-		if err != nil || !bytes.Equal(got, data[:tt.want]) {
-			t.Errorf("readUpTo(max %d) = %d bytes, %v; want the first %d", tt.max, len(got), err, tt.want)
-		}
-		if offered[0] > 4<<10 {
-			t.Errorf("readUpTo(max %d) first offered %d bytes; want at most 4 KiB", tt.max, offered[0])
-		}
-	}
-}
-
 // readFunc is an io.Reader that is a function.
 type readFunc func([]byte) (int, error)
 
