@@ -10,9 +10,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/credseal/e2ee"
 	"github.com/credseal/e2ee/e2eetest"
+	"github.com/credseal/e2ee/powens"
 )
 
 // The API's public key, as GET /2.0/publickey serves it. Here a fixture in
@@ -247,4 +249,47 @@ func ExampleErrNotSent() {
 	// Output:
 	// body refused: true retry: false
 	// key unavailable: true retry: true
+}
+
+// A KeyFetcher tuned with a FetcherConfig and handed to powens.NewClient as
+// Options.Keys: the client encrypts with that fetcher's key, which its owner
+// fetches at start-up (so that the service starts only once it can
+// encrypt) and closes at shutdown. An e2eetest server stands in for the API.
+func ExampleFetcherConfig() {
+	api := e2eetest.NewServer() // stands in for the API: test only
+	defer api.Close()
+
+	keyURL, err := powens.KeyURL("acme") // https://acme.biapi.pro/2.0/publickey
+	if err != nil {
+		log.Fatal(err)
+	}
+	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{
+		HTTPClient: api.Client(),
+		Timeout:    5 * time.Second, // one fetch, 10 s by default
+		MaxStale:   time.Hour,       // the last good key, while fetches fail, 24 h by default
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer keys.Close()
+	if _, err := keys.Key(context.Background()); err != nil { // at start-up: fetch the key, or do not start
+		log.Fatal(err)
+	}
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: api.Client(), Keys: keys})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	resp, err := client.Post("https://acme.biapi.pro/2.0/users/me/connections", "application/json",
+		strings.NewReader(`{"id_connector": 40, "login": "john.doe", "password": "hunter2"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	sent, _ := api.LastRequest()
+	fmt.Println("the API reads:", sent.Opened)
+	fmt.Println(api.KeyRequests(), "key request")
+	// Output:
+	// the API reads: {"id_connector": 40, "login": "john.doe", "password": "hunter2"}
+	// 1 key request
 }

@@ -32,25 +32,16 @@ const DefaultMaxValues = 256
 // only; "!/payer/*" excludes its members. A member literally named "*" is
 // matched by the wildcard only.
 //
-// A Payload rewrites bodies in one pass over their bytes, without decoding
-// them into maps: member order, whitespace, number literals and escapes
-// outside the designated strings are kept exactly. A body may designate at
-// most [DefaultMaxValues] values, or the bound that [Payload.WithMaxValues]
-// sets.
-//
-// A body must hold its values where the patterns look for them: its root is
-// an object or an array, and so is every value that a pattern goes through
-// (null there counts as absent). A body whose root is a string (stringified
-// twice), a number, a boolean or null is refused with [ErrBodyShape], and so
-// is "fields": "{...}" for "/fields/*": otherwise a credential inside it
-// would pass unseen.
-//
-// Errors name designated values by their JSON Pointer. Member names come
-// from the body, and most passwords look like member names, so a pointer
-// shows a member name only when a pattern names it literally (as "/login"
-// or "!/id_connector" do); other names show as "*".
+// A Payload rewrites bodies in one pass over their bytes, keeping every
+// byte outside the designated strings. A body whose values are not where
+// the patterns look for them (a body stringified twice, "fields": "{...}"
+// for "/fields/*") is refused with [ErrBodyShape]: a credential inside it
+// would pass unseen. Errors show a member name only when a pattern names
+// it literally; other names show as "*". [docs/fields.md] has the rules.
 //
 // A Payload is safe for concurrent use by multiple goroutines.
+//
+// [docs/fields.md]: https://github.com/credseal/e2ee/blob/main/docs/fields.md
 type Payload struct {
 	enc      *Encryptor
 	patterns *jsonpattern.Set

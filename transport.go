@@ -24,8 +24,8 @@ import (
 const DefaultMaxBodyBytes = 1 << 20
 
 // Transport is an [http.RoundTripper] that encrypts the designated fields of
-// the requests its [Route]s match before they leave the process. Most code
-// gets one from powens.NewClient.
+// the requests its routes (see [Route]) match before they leave the process.
+// Most code gets one from powens.NewClient.
 //
 // It fails closed: a matching request that it cannot encrypt or check, and
 // every request when its configuration is wrong (see [Transport.Validate]),

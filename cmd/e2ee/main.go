@@ -71,7 +71,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -83,6 +82,7 @@ import (
 	"unicode"
 
 	"github.com/credseal/e2ee"
+	"github.com/credseal/e2ee/internal/redact"
 	"github.com/credseal/e2ee/powens"
 )
 
@@ -156,7 +156,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = errHelp
 	default:
 		if _, ok := keyURL(args[0]); ok {
-			err = usagef("unknown command %s: a key URL goes after \"e2ee key\" or --key", redactURL(args[0]))
+			err = usagef("unknown command %s: a key URL goes after \"e2ee key\" or --key", redact.Quote(redact.RawURL(args[0])))
 			break
 		}
 		err = usagef("unknown command %q", args[0])
@@ -388,22 +388,6 @@ func isScheme(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// redactURL returns the URL s as messages show it, quoted: without its user
-// information, query or fragment, any of which may carry a token, as the
-// e2ee package shows key URLs in its errors.
-func redactURL(s string) string {
-	u, err := url.Parse(strings.TrimSpace(s))
-	if err != nil {
-		return "(a URL)"
-	}
-	u.User = nil
-	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
-	if u.Opaque != "" {
-		u.Opaque = "..."
-	}
-	return strconv.Quote(u.String())
 }
 
 func encrypt(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
