@@ -209,9 +209,13 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 		}
 		return k, nil
 	}
+	return parseSet(rawKeys, pin)
+}
 
+// parseSet returns the eligible key of a JWK Set's keys member, raw.
+func parseSet(raw jsontext.Value, pin keyPin) (*Key, error) {
 	var set []jsontext.Value
-	if err := jsonv2.Unmarshal(rawKeys, &set); err != nil {
+	if err := jsonv2.Unmarshal(raw, &set); err != nil {
 		return nil, errors.New("e2ee: JWK Set: keys is not an array")
 	}
 	if len(set) == 0 {
@@ -275,26 +279,9 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 	if kty != "RSA" {
 		return nil, "", fmt.Errorf("kty is %s, want \"RSA\"", redact.Quote(kty))
 	}
-	if use, ok, err := jwkjson.OptionalString(obj, "use"); err != nil {
-		return nil, "", err
-	} else if ok && use != "enc" {
-		return nil, "", fmt.Errorf("use is %s, want \"enc\"", redact.Quote(use))
-	}
-	if raw, ok := obj["key_ops"]; ok {
-		var ops []string
-		if err := jsonv2.Unmarshal(raw, &ops); err != nil {
-			return nil, "", errors.New("key_ops is not an array of strings")
-		}
-		if !slices.Contains(ops, "encrypt") && !slices.Contains(ops, "wrapKey") {
-			return nil, "", errors.New("key_ops allows neither \"encrypt\" nor \"wrapKey\"")
-		}
-	}
-	alg, hasAlg, err := jwkjson.OptionalString(obj, "alg")
+	alg, err := checkUse(obj)
 	if err != nil {
 		return nil, "", err
-	}
-	if hasAlg && alg != algOAEP256 && alg != algOAEP {
-		return nil, "", fmt.Errorf("alg is %s, want \"RSA-OAEP-256\" or \"RSA-OAEP\"", redact.Quote(alg))
 	}
 	kid, _, err := jwkjson.OptionalString(obj, "kid")
 	if err != nil {
@@ -319,6 +306,33 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 		return nil, "", errors.New(reason)
 	}
 	return &Key{ID: kid, PublicKey: &rsa.PublicKey{N: n, E: e}}, alg, nil
+}
+
+// checkUse returns why a JWK's use, key_ops and alg forbid encryption with
+// RSA-OAEP-256, or its alg member when they allow it.
+func checkUse(obj jwkjson.Object) (string, error) {
+	if use, ok, err := jwkjson.OptionalString(obj, "use"); err != nil {
+		return "", err
+	} else if ok && use != "enc" {
+		return "", fmt.Errorf("use is %s, want \"enc\"", redact.Quote(use))
+	}
+	if raw, ok := obj["key_ops"]; ok {
+		var ops []string
+		if err := jsonv2.Unmarshal(raw, &ops); err != nil {
+			return "", errors.New("key_ops is not an array of strings")
+		}
+		if !slices.Contains(ops, "encrypt") && !slices.Contains(ops, "wrapKey") {
+			return "", errors.New("key_ops allows neither \"encrypt\" nor \"wrapKey\"")
+		}
+	}
+	alg, hasAlg, err := jwkjson.OptionalString(obj, "alg")
+	if err != nil {
+		return "", err
+	}
+	if hasAlg && alg != algOAEP256 && alg != algOAEP {
+		return "", fmt.Errorf("alg is %s, want \"RSA-OAEP-256\" or \"RSA-OAEP\"", redact.Quote(alg))
+	}
+	return alg, nil
 }
 
 // ParsePEM parses a PEM "PUBLIC KEY" (SPKI), "RSA PUBLIC KEY" (PKCS#1) or

@@ -141,31 +141,38 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	if len(body) == 0 {
 		return t.send(withBody(req, nil))
 	}
+	if foreign != nil {
+		clear(body)
+		return nil, foreignHostError(req, foreign)
+	}
+	return t.sendBody(req, route, body)
+}
+
+// sendBody checks or encrypts body, read from req, on route, and sends it.
+// The cleartext copy, body, lives for this call only.
+func (t *Transport) sendBody(req *http.Request, route *Route, body []byte) (*http.Response, error) {
 	refuse := func(err error) (*http.Response, error) {
 		clear(body)
-		return nil, err
-	}
-	if foreign != nil {
-		return refuse(foreignHostError(req, foreign))
+		return nil, refused(route, err)
 	}
 	if err := reqbody.CheckContent(req.Header); err != nil {
-		return refuse(refused(route, err))
+		return refuse(err)
 	}
 	if route.VerifyOnly {
 		if err := route.Payload.verify(req.Context(), body); err != nil {
-			return refuse(refused(route, err))
+			return refuse(err)
 		}
 		return t.send(withBody(req, body))
 	}
 
 	out, kid, err := route.Payload.encrypt(req.Context(), body, route.AllowJWE)
 	if err != nil {
-		return refuse(refused(route, err))
+		return refuse(err)
 	}
 	if kid == "" { // nothing to encrypt: out is body itself
 		return t.send(withBody(req, out))
 	}
-	defer clear(body) // the cleartext copy lives for this call only
+	defer clear(body)
 
 	resp, err := t.send(withBody(req, out))
 	if err != nil || t.KeyRejected == nil || !t.askKeyRejected(resp) {
