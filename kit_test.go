@@ -13,17 +13,27 @@ import (
 )
 
 // TestIntegrationRotationAndOutage runs the whole integration, as
-// powens.NewClient puts it together (KeyFetcher, routes and Transport with
-// KeyRejected), against an e2eetest stand-in
+// powens.NewClient puts it together (routes and Transport with KeyRejected)
+// around a KeyFetcher passed as Options.Keys, against an e2eetest stand-in
 // through a key outage, two rotations and a hanging key endpoint.
 func TestIntegrationRotationAndOutage(t *testing.T) {
 	api := e2eetest.NewServer()
 	defer api.Close()
 	api.RejectRetiredKeys(http.StatusBadRequest, `{"code":"badKey"}`)
 
+	keyURL, err := powens.KeyURL("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fetcher of the test's own: it may refresh at once after a rejection.
+	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: api.Client(), MinRefreshInterval: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
 	client, err := powens.NewClient("acme", &powens.Options{
 		HTTPClient:  api.Client(),
-		Fetcher:     &e2ee.FetcherConfig{MinRefreshInterval: time.Nanosecond},
+		Keys:        keys,
 		KeyRejected: func(r *http.Response) bool { return r.StatusCode == http.StatusBadRequest },
 	})
 	if err != nil {

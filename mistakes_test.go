@@ -65,22 +65,19 @@ type mistake struct {
 	before int
 }
 
-// newClient is powens.NewClient on the test API, logging fetches to log.
+// newClient is powens.NewClient on the test API, logging refusals and key
+// fetches to log.
 func newClient(domain string) func(*testing.T, *e2eetest.Server, *slog.Logger) (*http.Client, error) {
-	return func(_ *testing.T, api *e2eetest.Server, log *slog.Logger) (*http.Client, error) {
-		return powens.NewClient(domain, &powens.Options{
-			HTTPClient: api.Client(),
-			Fetcher:    &e2ee.FetcherConfig{HTTPClient: api.Client(), Logger: log},
-		})
-	}
+	return withOptions(domain, powens.Options{})
 }
 
 // withOptions is powens.NewClient on the test API with opts, completed with
-// the test API's client and a fetcher logging to log.
+// the test API's client and log, which the client's refusals and its key
+// fetcher's events go to.
 func withOptions(domain string, opts powens.Options) func(*testing.T, *e2eetest.Server, *slog.Logger) (*http.Client, error) {
 	return func(_ *testing.T, api *e2eetest.Server, log *slog.Logger) (*http.Client, error) {
 		opts.HTTPClient = api.Client()
-		opts.Fetcher = &e2ee.FetcherConfig{HTTPClient: api.Client(), Logger: log}
+		opts.Logger = log
 		return powens.NewClient(domain, &opts)
 	}
 }
@@ -505,10 +502,7 @@ func TestPlacementTransportOutermost(t *testing.T) {
 	api := e2eetest.NewServer()
 	defer api.Close()
 	inner := &logging{next: api.Transport()}
-	client, err := powens.NewClient("acme", &powens.Options{
-		HTTPClient: &http.Client{Transport: inner},
-		Fetcher:    &e2ee.FetcherConfig{HTTPClient: api.Client()},
-	})
+	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: &http.Client{Transport: inner}})
 	if err != nil {
 		t.Fatal(err)
 	}

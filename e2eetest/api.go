@@ -70,73 +70,98 @@ func (r Request) clone() Request {
 // serveAPI is the stand-in for the API: it reads and opens the body, records
 // the request, and answers as told. It returns the record.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) Request {
-	rec := Request{
+	in := s.receive(r)
+	s.mu.Lock()
+	reply, handler := s.answerFor(r, in)
+	s.requests = append(s.requests, in.rec)
+	s.mu.Unlock()
+	if handler != nil {
+		r.Body = io.NopCloser(bytes.NewReader(in.body))
+		handler.ServeHTTP(w, r)
+		return in.rec
+	}
+	reply.write(w)
+	return in.rec
+}
+
+// received is what the stand-in finds in a request before it answers.
+type received struct {
+	rec     Request     // the record; answerFor sets its Err to a refusal
+	body    []byte      // the body as read, up to one byte past maxBodyBytes
+	opened  *openResult // the body opened; nil when it is empty, not JSON or not read whole
+	reply   *answer     // the answer to a body that was not read whole; nil otherwise
+	refused error       // why an e2ee.Transport would not send the request, or nil
+}
+
+// receive reads r's body and, when it is read whole, inspects it.
+func (s *Server) receive(r *http.Request) *received {
+	in := &received{rec: Request{
 		Method:   r.Method,
 		Host:     r.Host,
 		Path:     r.URL.Path,
 		RawQuery: r.URL.RawQuery,
 		Header:   r.Header.Clone(),
-	}
+	}}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-	rec.Body = body
-	var opened *openResult
-	var reply *answer
-	var handler http.Handler // what Handle set for r, if anything
-	var refused error        // why an e2ee.Transport would not send r, or nil
+	in.body, in.rec.Body = body, body
 	switch {
 	case err != nil:
-		rec.Err = fmt.Errorf("e2eetest: reading the body: %w", err)
-		reply = errorAnswer(http.StatusBadRequest, rec.Err)
+		in.rec.Err = fmt.Errorf("e2eetest: reading the body: %w", err)
+		in.reply = errorAnswer(http.StatusBadRequest, in.rec.Err)
 	case len(body) > maxBodyBytes:
-		rec.Body = body[:maxBodyBytes]
-		rec.Err = fmt.Errorf("e2eetest: the body exceeds %d bytes", maxBodyBytes)
-		reply = errorAnswer(http.StatusRequestEntityTooLarge, rec.Err)
+		in.rec.Body = body[:maxBodyBytes]
+		in.rec.Err = fmt.Errorf("e2eetest: the body exceeds %d bytes", maxBodyBytes)
+		in.reply = errorAnswer(http.StatusRequestEntityTooLarge, in.rec.Err)
 	default:
-		var route *e2ee.Route
-		route, refused = verdict(r, body)
-		if len(body) == 0 {
-			break
-		}
-		if opened, err = s.open(body); err != nil {
-			rec.Err = err // not JSON: recorded; refused on an encrypted endpoint in strict mode
-		} else {
-			rec.Opened, rec.Decrypted, rec.KeyIDs, rec.Err = opened.text, opened.fields, opened.kids, opened.err
-			if route != nil {
-				rec.Cleartext = cleartext(route.Payload, body)
-			}
-		}
+		s.inspect(r, in)
 	}
+	return in
+}
 
-	s.mu.Lock()
+// inspect finds whether strict mode refuses r, whose body in holds, and
+// opens the body, recording what it decrypts to and its credentials in
+// cleartext.
+func (s *Server) inspect(r *http.Request, in *received) {
+	route, refused := verdict(r, in.body)
+	in.refused = refused
+	if len(in.body) == 0 {
+		return
+	}
+	opened, err := s.open(in.body)
+	if err != nil {
+		in.rec.Err = err // not JSON: recorded; refused on an encrypted endpoint in strict mode
+		return
+	}
+	in.opened = opened
+	in.rec.Opened, in.rec.Decrypted, in.rec.KeyIDs, in.rec.Err = opened.text, opened.fields, opened.kids, opened.err
+	if route != nil {
+		in.rec.Cleartext = cleartext(route.Payload, in.body)
+	}
+}
+
+// answerFor returns the stand-in's answer to r, whose body in holds, or the
+// handler that [Server.Handle] set for it. In strict mode, a refusal
+// becomes in.rec.Err. s.mu must be held.
+func (s *Server) answerFor(r *http.Request, in *received) (*answer, http.Handler) {
 	switch {
-	case reply != nil:
-	case refused != nil && !s.lenient:
-		rec.Err = refused
-		reply = errorAnswer(http.StatusBadRequest, refused)
-	case s.reject != nil && opened != nil && s.retired(opened.kids):
-		reply = s.reject
-	case opened != nil && opened.err != nil:
+	case in.reply != nil:
+		return in.reply, nil
+	case in.refused != nil && !s.lenient:
+		in.rec.Err = in.refused
+		return errorAnswer(http.StatusBadRequest, in.refused), nil
+	case s.reject != nil && in.opened != nil && s.retired(in.opened.kids):
+		return s.reject, nil
+	case in.opened != nil && in.opened.err != nil:
 		// The error names the JWE's JSON Pointer, for the test; the answer
 		// does not, since a member name may be a credential.
-		reply = errorAnswer(http.StatusBadRequest, errors.Unwrap(opened.err))
-	case s.handlers != nil:
+		return errorAnswer(http.StatusBadRequest, errors.Unwrap(in.opened.err)), nil
+	}
+	if s.handlers != nil {
 		if _, pattern := s.handlers.Handler(r); pattern != "" {
-			handler = s.handlers // which sets the pattern's path values
-			break
+			return nil, s.handlers // which sets the pattern's path values
 		}
-		fallthrough
-	default:
-		reply = &answer{s.reply.status, s.reply.body}
 	}
-	s.requests = append(s.requests, rec)
-	s.mu.Unlock()
-	if handler != nil {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		handler.ServeHTTP(w, r)
-		return rec
-	}
-	reply.write(w)
-	return rec
+	return &answer{s.reply.status, s.reply.body}, nil
 }
 
 // Handle makes handler answer the requests that pattern matches, in

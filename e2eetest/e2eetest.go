@@ -1,19 +1,26 @@
-// Package e2eetest provides a stand-in for an API that takes end-to-end
-// encrypted request bodies, for use in tests, shaped like net/http/httptest.
+// Package e2eetest provides a stand-in for the Powens API (package
+// [github.com/credseal/e2ee/powens]), for use in tests, shaped like
+// net/http/httptest: a [Server] takes the requests a client of the API
+// sends, decrypts their end-to-end encrypted values, and answers as a test
+// tells it to. It serves the key where the Powens API does, and it imports
+// package powens for which requests carry which credentials, which strict
+// mode checks (see [Server.Strict]): it stands in for that API, not for any
+// API that takes end-to-end encrypted bodies.
 //
 // A [Server] listens over TLS on loopback. It serves a fixture public key as a
-// JWK at its URL itself and at /2.0/publickey, the path of the API's own key
-// endpoint, below any prefix (a gateway's, as powens.Options.BaseURL
-// declares). Every other request reaches a stand-in for the API, which decrypts
-// each JWE of the body it receives, records the request (see [Request]) and
-// answers 200 with {} unless told otherwise ([Server.Respond],
-// [Server.RejectRetiredKeys]). Like the API, it refuses with 400 a request to
-// an end-to-end encrypted endpoint that carries a credential in cleartext
-// (strict mode, on unless [Server.Strict] turns it off), so a test whose code
-// forgets to encrypt fails. [Server.Rotate] switches to a new key and kid;
+// JWK at its URL itself and at /2.0/publickey, the path of the Powens API's
+// key endpoint, below any prefix (a gateway's, as powens.Options.BaseURL
+// declares). Every other request reaches the stand-in for the API, which
+// decrypts each JWE of the body it receives, records the request (see
+// [Request]) and answers 200 with {} unless told otherwise
+// ([Server.Respond], [Server.RejectRetiredKeys]). Like the API, it refuses
+// with 400 a request to one of the end-to-end encrypted endpoints that
+// package powens lists that carries a credential in cleartext (strict mode,
+// on unless [Server.Strict] turns it off), so a test whose code forgets to
+// encrypt fails. [Server.Rotate] switches to a new key and kid;
 // [Server.Fail], [Server.FailNext] and [Server.Delay] make the key endpoint
-// fail or hang, so that tests can check how the code under test behaves during
-// rotations and outages.
+// fail or hang, so that tests can check how the code under test behaves
+// during rotations and outages.
 //
 // [Server.Client] and [Server.Transport] send every request to the server,
 // whatever host it names, as if DNS pointed every domain at it, while TLS is
@@ -85,7 +92,8 @@ const serverName = "e2eetest.invalid"
 const keyPath = "/2.0/publickey"
 
 // Server is a TLS server on loopback that serves a fixture public key and
-// stands in for the API. Create one with [NewServer] and Close it when done.
+// stands in for the Powens API. Create one with [NewServer] and Close it
+// when done.
 type Server struct {
 	// URL is the base URL of the server, https://127.0.0.1:port, with no
 	// trailing slash. The public key is served at URL itself.

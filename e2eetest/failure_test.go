@@ -121,11 +121,7 @@ func TestDelay(t *testing.T) {
 			t.Errorf("GET with a 100ms deadline took %v", d)
 		}
 		// The handler ends with the client's request, not at Close.
-		for deadline := time.Now().Add(2 * time.Second); srv.waiting.Load() != 0; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the delayed handler goes on after its client gave up")
-			}
-		}
+		waitFor(t, "the delayed handler to end after its client gave up", func() bool { return srv.waiting.Load() == 0 })
 	})
 	t.Run("answers late", func(t *testing.T) {
 		srv := newServer(t)
@@ -178,9 +174,7 @@ func TestDelay(t *testing.T) {
 				done <- result{resp.StatusCode, nil}
 			}()
 		}
-		for srv.waiting.Load() != 2 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, "Delay to hold both requests", func() bool { return srv.waiting.Load() == 2 })
 		start := time.Now()
 		srv.Recover()
 		for range 2 {
@@ -209,9 +203,7 @@ func TestDelay(t *testing.T) {
 			}
 			errc <- err
 		}()
-		for srv.KeyRequests() == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitFor(t, "the delayed request to reach the server", func() bool { return srv.waiting.Load() == 1 })
 		start := time.Now()
 		srv.Close()
 		if d := time.Since(start); d > 2*time.Second {

@@ -76,6 +76,22 @@ func fetchKey(t *testing.T, client *http.Client, url string) *e2ee.Key {
 	return key
 }
 
+// waitFor polls cond until it holds, and fails the test when it does not
+// within 10 seconds: a wait that cannot hang the test run.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("waited 10s for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
@@ -89,9 +105,18 @@ func must[T any](v T, err error) T {
 // shows at once.
 func newClient(t *testing.T, srv *Server, keyRejected func(*http.Response) bool) *http.Client {
 	t.Helper()
+	keyURL, err := powens.KeyURL("acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: srv.Client(), MinRefreshInterval: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(keys.Close)
 	client, err := powens.NewClient("acme", &powens.Options{
 		HTTPClient:  srv.Client(),
-		Fetcher:     &e2ee.FetcherConfig{MinRefreshInterval: time.Nanosecond},
+		Keys:        keys,
 		KeyRejected: keyRejected,
 	})
 	if err != nil {

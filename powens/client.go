@@ -1,7 +1,6 @@
 package powens
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,39 +13,48 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// Options tunes [NewClient]. A nil *Options, and every zero field, means the
-// default.
+// Options tunes [NewClient] and [NewRelay]. A nil *Options, and every zero
+// field, means the default.
 type Options struct {
 	// HTTPClient is the base client: its Transport sends the API requests
 	// once the encrypting Transport has handled them, so a logging,
 	// tracing or retrying RoundTripper in it sees JWEs only (see
 	// [e2ee.Transport] on placement). Its Jar, Timeout and CheckRedirect
-	// are kept. It also fetches the key, unless Fetcher names a client of
-	// its own. If nil, API requests use http.DefaultTransport and key
-	// fetches the fetcher's own client (see [e2ee.FetcherConfig]).
+	// are kept. The key fetcher built when Keys is nil fetches through it
+	// too. If nil, API requests use http.DefaultTransport and key fetches
+	// the fetcher's own client (see [e2ee.FetcherConfig]).
 	HTTPClient *http.Client
-	// Fetcher tunes the key fetcher; its HTTPClient defaults to HTTPClient.
-	Fetcher *e2ee.FetcherConfig
 	// KeyRejected reports whether a response means that the API could not
 	// decrypt with the key used; see [e2ee.Transport.KeyRejected].
 	KeyRejected func(*http.Response) bool
-	// Keys supplies the key in place of a key fetcher of the domain's
-	// KeyURL, for example a fetcher of one's own that a readiness check
-	// warms at start-up (see the example). Fetcher must then be nil.
+	// Keys supplies the key. If nil, NewClient (or NewRelay) builds an
+	// [e2ee.KeyFetcher] of the key below BaseURL, or of the domain's
+	// [KeyURL], with HTTPClient and Logger and every other setting at its
+	// default. To tune the fetcher (its Timeout, TTLs, pinned
+	// Thumbprints, a Header), to warm it in a readiness check, or to share
+	// it between clients, build it and pass it here:
+	//
+	//	url, err := powens.KeyURL("acme") // behind a gateway: BaseURL + "/2.0/publickey"
+	//	...
+	//	keys, err := e2ee.NewKeyFetcher(url, &e2ee.FetcherConfig{HTTPClient: base, Logger: logger})
+	//	...
+	//	client, err := powens.NewClient("acme", &powens.Options{HTTPClient: base, Keys: keys})
+	//
+	// Whoever builds a fetcher closes it, once no client uses it.
 	Keys e2ee.KeySource
 	// BaseURL is where the API is reached: "" means
 	// https://{domain}.biapi.pro. Set it when requests go through a gateway
 	// with a path prefix, as in "https://egress.internal/powens": the
 	// credential requests to that host are encrypted (below that prefix,
 	// and anywhere on the host, since routes match by resource), and the
-	// key is fetched from BaseURL + "/2.0/publickey". Requests to the
-	// domain's own API host are encrypted too. It must be an https URL
-	// (http on a loopback host, for tests) with no query, fragment or user
-	// information.
+	// key is fetched from BaseURL + "/2.0/publickey" (unless Keys is set).
+	// Requests to the domain's own API host are encrypted too. It must be
+	// an https URL (http on a loopback host, for tests) with no query,
+	// fragment or user information.
 	BaseURL string
 	// Logger records each refusal and each resend after a key rejection
-	// (see [e2ee.Transport].Logger), and, unless Fetcher names a Logger of
-	// its own, the key fetcher's events. nil: none.
+	// (see [e2ee.Transport].Logger), and the events of the key fetcher
+	// built when Keys is nil. nil: none.
 	Logger *slog.Logger
 	// MaxBodyBytes bounds the request bodies that the client (or relay)
 	// reads to encrypt or check; larger ones are refused. Zero means
@@ -59,12 +67,13 @@ type Options struct {
 // shaped like oauth2's Config.Client. Every other request, and every
 // response, passes untouched.
 //
-// The domain is read as [Host] reads it ("acme", or "acme.biapi.pro"). The
-// client's Transport is an [e2ee.Transport] with the [Routes] of the domain,
-// encrypting with the key that a [e2ee.KeyFetcher] fetches from the
-// domain's [KeyURL] through the same base client. Every configuration error
-// is returned here, never later: a domain that is not one, a bad fetcher
-// setting, routes that could not match.
+// The domain is the domain name alone, "acme", or its API host,
+// "acme.biapi.pro" (see the package documentation). The client's Transport
+// is an [e2ee.Transport] with the [Routes] of the domain, encrypting with
+// the key of [Options.Keys] or, by default, of an [e2ee.KeyFetcher] of the
+// domain's [KeyURL] that fetches through the same base client. Every
+// configuration error is returned here, never later: a domain that is not
+// one, a BaseURL that cannot be used, routes that could not match.
 //
 // The client fails closed as the Transport does: a request that cannot be
 // encrypted is not sent, and the error wraps [e2ee.ErrNotSent]. That
@@ -117,7 +126,7 @@ func newSetup(domain string, opts *Options, verifyOnly bool) (setup, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
-	host, err := Host(domain)
+	host, err := hostOf(domain)
 	if err != nil {
 		return setup{}, err
 	}
@@ -134,21 +143,9 @@ func newSetup(domain string, opts *Options, verifyOnly bool) (setup, error) {
 		}
 	}
 	keys := opts.Keys
-	switch {
-	case keys != nil && opts.Fetcher != nil:
-		return setup{}, errors.New("powens: Options.Keys and Options.Fetcher are both set: the fetcher would not be used")
-	case keys == nil:
-		var cfg e2ee.FetcherConfig
-		if opts.Fetcher != nil {
-			cfg = *opts.Fetcher
-		}
-		if cfg.HTTPClient == nil {
-			cfg.HTTPClient = opts.HTTPClient
-		}
-		if cfg.Logger == nil {
-			cfg.Logger = opts.Logger
-		}
-		f, err := e2ee.NewKeyFetcher(s.target+"/2.0/publickey", &cfg)
+	if keys == nil {
+		f, err := e2ee.NewKeyFetcher(s.target+keyPath,
+			&e2ee.FetcherConfig{HTTPClient: opts.HTTPClient, Logger: opts.Logger})
 		if err != nil {
 			return setup{}, err
 		}
@@ -177,7 +174,7 @@ func gateway(s string) (base, error) {
 	case err != nil:
 		return bad("is not a URL")
 	case u.User != nil:
-		return bad("has user information: pass credentials in a header (HTTPClient's Transport, or Fetcher.Header)")
+		return bad("has user information: pass credentials in a header (HTTPClient's Transport, or the Header of a fetcher of one's own)")
 	case u.Opaque != "" || u.Host == "":
 		return bad("has no host: want https://host[/prefix]")
 	case u.RawQuery != "" || u.ForceQuery:

@@ -22,8 +22,6 @@ import (
 // TestNewClientConfigErrors checks that NewClient returns every
 // configuration error itself, and no client with it.
 func TestNewClientConfigErrors(t *testing.T) {
-	pub := fixture.Public(fixture.RSA2048A)
-	keys := e2ee.StaticKey(&e2ee.Key{ID: "k", PublicKey: pub})
 	for _, tt := range []struct {
 		name   string
 		domain string
@@ -33,9 +31,6 @@ func TestNewClientConfigErrors(t *testing.T) {
 		{"URL as the domain", "https://acme.biapi.pro", nil, `pass the domain name alone, e.g. "acme"`},
 		{"mistyped domain", "acme_prod", nil, "which a DNS label cannot have"},
 		{"empty domain", "", &powens.Options{}, "domain is empty"},
-		{"Keys and Fetcher both set", "acme", &powens.Options{Keys: keys, Fetcher: &e2ee.FetcherConfig{}}, "both set"},
-		{"negative fetcher timeout", "acme", &powens.Options{Fetcher: &e2ee.FetcherConfig{Timeout: -time.Second}}, "Timeout is negative"},
-		{"MinTTL above MaxTTL", "acme", &powens.Options{Fetcher: &e2ee.FetcherConfig{MinTTL: time.Hour, MaxTTL: time.Minute}}, "exceeds MaxTTL"},
 		{"BaseURL over http", "acme", &powens.Options{BaseURL: "http://egress.internal/powens"}, "is http: want https"},
 		{"BaseURL with a query", "acme", &powens.Options{BaseURL: "https://egress.internal/powens?key=TOKEN"}, "has a query"},
 		{"BaseURL with a fragment", "acme", &powens.Options{BaseURL: "https://egress.internal/powens#x"}, "has a fragment"},
@@ -84,6 +79,7 @@ func TestNewClientBaseURLForms(t *testing.T) {
 		{"http://10.0.0.1/powens", "", "is http: want https"},
 		{"https://ｅｇｒｅｓｓ.internal/powens", "https://egress.internal/powens/2.0/users/me/connections/7", ""},
 		{"https://xn--zzé.internal/powens", "", "does not map to ASCII"},
+		{"https://\x80gress.internal/powens", "", "does not map to ASCII"}, // a byte that is no UTF-8
 		{"https://TOKEN:x@egress.internal/powens?key=TOKEN", "", `"https://egress.internal/powens": has user information`},
 		{"https://egress.internal/p%zz", "", `"(unparsable)": is not a URL`},
 	} {

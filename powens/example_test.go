@@ -181,9 +181,21 @@ func ExampleOptions_keyRejected() {
 	defer api.Close()
 	api.RejectRetiredKeys(http.StatusBadRequest, `{"code":"invalidKey"}`)
 
+	// A fetcher of one's own, tuned: it may refresh the key at once after a
+	// rejection (by default, at most every 30 seconds), as this example needs.
+	keyURL, err := powens.KeyURL("acme")
+	if err != nil {
+		log.Fatal(err)
+	}
+	keys, err := e2ee.NewKeyFetcher(keyURL, &e2ee.FetcherConfig{HTTPClient: api.Client(), MinRefreshInterval: time.Nanosecond})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer keys.Close()
+
 	client, err := powens.NewClient("acme", &powens.Options{
 		HTTPClient: api.Client(),
-		Fetcher:    &e2ee.FetcherConfig{MinRefreshInterval: 1},
+		Keys:       keys,
 		KeyRejected: func(r *http.Response) bool {
 			return r.StatusCode == http.StatusBadRequest // what the test server answers
 		},

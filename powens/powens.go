@@ -16,11 +16,13 @@
 // # Domains
 //
 // Every function here takes the domain name alone ("acme",
-// "acme-sandbox"), or the API host ("acme.biapi.pro", in any letter case),
-// and refuses anything else with an error that says what to pass: a URL, a
-// path, a port, another parent domain. A client or a set of routes covers
-// one domain; a credential-carrying request to another domain's encrypted
-// endpoints is refused, not sent in cleartext.
+// "acme-sandbox": one DNS label of letters, digits and hyphens, 1 to 63
+// characters, not starting or ending with a hyphen), or the API host
+// ("acme.biapi.pro", in any letter case), and refuses anything else with an
+// error that says what to pass: a URL, a path, a port, another parent
+// domain, several labels, characters that a DNS label cannot have. A
+// client or a set of routes covers one domain; a credential-carrying request
+// to another domain's encrypted endpoints is refused, not sent in cleartext.
 //
 // # Requests covered
 //
@@ -115,19 +117,24 @@ import (
 // apiHost is the parent domain of every integrator's API domain.
 const apiHost = "biapi.pro"
 
+// keyPath is the path, below the API host (or a gateway's prefix), at which
+// the API serves a domain's end-to-end encryption key.
+const keyPath = "/2.0/publickey"
+
 // KeyURL returns https://{domain}.biapi.pro/2.0/publickey, where the API
 // serves the domain's end-to-end encryption key. The domain is read as
-// [Host] reads it: a domain that is not a DNS label, which could point the
-// URL at another host, is an error.
+// every function of this package reads it (see the package documentation):
+// a domain that is not a DNS label, which could point the URL at another
+// host, is an error.
 func KeyURL(domain string) (string, error) {
-	host, err := Host(domain)
+	host, err := hostOf(domain)
 	if err != nil {
 		return "", err
 	}
-	return "https://" + host + "/2.0/publickey", nil
+	return "https://" + host + keyPath, nil
 }
 
-// Host returns {domain}.biapi.pro, the API host of domain, in lower case.
+// hostOf returns {domain}.biapi.pro, the API host of domain, in lower case.
 //
 // The domain is the domain name alone, as in "acme" or "acme-sandbox": one
 // DNS label of letters, digits and hyphens, 1 to 63 characters, not starting
@@ -135,7 +142,7 @@ func KeyURL(domain string) (string, error) {
 // letter case, is taken as the same domain. Anything else is an error that
 // says what to pass: a URL, a path, a port, a host under another parent
 // domain, several labels, or characters that a DNS label cannot have.
-func Host(domain string) (string, error) {
+func hostOf(domain string) (string, error) {
 	name, err := domainName(domain)
 	if err != nil {
 		return "", err
@@ -222,7 +229,7 @@ const (
 // preset is what this package knows of one request.
 type preset struct {
 	path     string   // below the host, with the API version, as documented
-	resource string   // what its routes match, below any prefix (see Route)
+	resource string   // what its routes match, below any prefix (see Routes)
 	fields   []string // field patterns
 }
 
@@ -262,27 +269,24 @@ const submitFieldValuesVariant = "powens.SubmitFieldValues"
 // route designates is refused (but on GET and HEAD requests).
 var queryParameters = []string{"source", "background", "psu_requested", "show_sensitive", "expand", "all", "period"}
 
-// Requests returns the end-to-end encrypted requests, in a fixed order.
+// Requests returns the end-to-end encrypted requests, in a fixed order: for
+// code that takes a request by name or walks them all, such as a tool that
+// lists the names it accepts (the e2ee command's --request) or a build step
+// that hands every request's [Fields] to a user interface.
 func Requests() []Request {
 	return []Request{ConnectionCreate, ConnectionUpdate, TransferUpdate, RecipientUpdate, PaymentValidation}
 }
 
 // Fields returns the field patterns of request r, as [e2ee.NewPayload] takes
-// them, or nil for an unknown request.
+// them, or nil for an unknown request: what a user interface that encrypts
+// before anything reaches the backend designates (see package
+// github.com/credseal/e2ee/web).
 func Fields(r Request) []string {
 	p, ok := presets[r]
 	if !ok {
 		return nil
 	}
 	return append([]string(nil), p.fields...)
-}
-
-// Path returns the URL path of request r below the API host, as the API
-// documents it, in [net/http.ServeMux] pattern syntax
-// ("/2.0/payments/{payment}"), or "" for an unknown request. Routes match
-// the resource it ends with, whatever comes before it (see [Route]).
-func Path(r Request) string {
-	return presets[r].path
 }
 
 // SubmitFieldValues returns a copy of ctx under which a request to the
@@ -300,33 +304,8 @@ func SubmitFieldValues(ctx context.Context) context.Context {
 	return e2ee.WithVariant(ctx, submitFieldValuesVariant)
 }
 
-// Route returns the [e2ee.Route] of request r on domain's API host,
-// encrypting with enc. With verifyOnly, the route checks that bodies are
-// already encrypted instead (enc may then be nil): for a service that relays
-// bodies its user interface encrypted.
-//
-// The route matches the request's resource, its path without the API
-// version ("acme.biapi.pro/users/{user}/connections"), or for a transfer or
-// a recipient its last two segments, which the API takes under several
-// owners ("acme.biapi.pro/transfers/{transfer}"), so that any version,
-// none, and a gateway's prefix are covered; it refuses a body whose root is
-// not an object, and a query parameter that it designates, but for the
-// documented ones (source, background, ...).
-func Route(domain string, r Request, enc *e2ee.Encryptor, verifyOnly bool) (e2ee.Route, error) {
-	host, err := Host(domain)
-	if err != nil {
-		return e2ee.Route{}, err
-	}
-	p, ok := presets[r]
-	if !ok {
-		return e2ee.Route{}, fmt.Errorf("powens: unknown request %q", r)
-	}
-	if enc == nil && !verifyOnly {
-		return e2ee.Route{}, errors.New("powens: nil Encryptor")
-	}
-	return route(host, p, enc, verifyOnly)
-}
-
+// route returns the route of the request that p describes on host,
+// encrypting with enc or, with verifyOnly, checking.
 func route(host string, p preset, enc *e2ee.Encryptor, verifyOnly bool) (e2ee.Route, error) {
 	payload, err := e2ee.NewPayload(enc, p.fields...)
 	if err != nil {
@@ -343,9 +322,18 @@ func route(host string, p preset, enc *e2ee.Encryptor, verifyOnly bool) (e2ee.Ro
 // Routes returns the [e2ee.Transport] routes, on domain's API host, of every
 // request the API documents as end-to-end encrypted, and of the recipient
 // update, encrypting with enc; and the route of the payment request that
-// [SubmitFieldValues] selects.
+// [SubmitFieldValues] selects. [NewClient] puts them in a Transport; use
+// them apart for a Transport of one's own.
+//
+// Each route matches its request's resource, the documented path without
+// the API version ("acme.biapi.pro/users/{user}/connections"), or for a
+// transfer or a recipient its last two segments, which the API takes under
+// several owners ("acme.biapi.pro/transfers/{transfer}"), so that any
+// version, none, and a gateway's prefix are covered. It refuses a body
+// whose root is not an object, and a query parameter that it designates,
+// but for the documented ones (source, background, ...).
 func Routes(domain string, enc *e2ee.Encryptor) ([]e2ee.Route, error) {
-	host, err := Host(domain)
+	host, err := hostOf(domain)
 	if err != nil {
 		return nil, err
 	}
@@ -357,9 +345,12 @@ func Routes(domain string, enc *e2ee.Encryptor) ([]e2ee.Route, error) {
 
 // VerifyRoutes returns the same routes as [Routes], in VerifyOnly mode: a
 // [e2ee.Transport] with them refuses to send a body that still has a
-// credential in cleartext. It needs no key.
+// credential in cleartext. It needs no key. It is for a backend whose user
+// interface encrypts and that sends the requests with a client of its own;
+// a backend that forwards them as a reverse proxy uses [NewRelay], which
+// also checks each JWE's kid.
 func VerifyRoutes(domain string) ([]e2ee.Route, error) {
-	host, err := Host(domain)
+	host, err := hostOf(domain)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ func TestKeyURL(t *testing.T) {
 		{"ACME.BIAPI.PRO", "https://acme.biapi.pro/2.0/publickey"},
 		{"Acme-Sandbox.Biapi.Pro", "https://acme-sandbox.biapi.pro/2.0/publickey"},
 		{"a1", "https://a1.biapi.pro/2.0/publickey"},
+		{"z0-9", "https://z0-9.biapi.pro/2.0/publickey"}, // the ends of each range a label may have
 		{strings.Repeat("a", 63), "https://" + strings.Repeat("a", 63) + ".biapi.pro/2.0/publickey"},
 	} {
 		got, err := powens.KeyURL(tt.domain)
@@ -47,6 +48,11 @@ func TestDomainErrorsShowNoToken(t *testing.T) {
 		_, err := powens.NewClient(domain, nil)
 		if err == nil || strings.Contains(err.Error(), "TOKEN") || !strings.Contains(err.Error(), "acme") {
 			t.Errorf("NewClient(%q) = %v; want an error naming the domain without the token", domain, err)
+		}
+	}
+	for _, domain := range []string{"?key=TOKEN", "#TOKEN"} { // nothing before the query or fragment
+		if _, err := powens.NewClient(domain, nil); err == nil || strings.Contains(err.Error(), "TOKEN") {
+			t.Errorf("NewClient(%q) = %v; want an error without the token", domain, err)
 		}
 	}
 }
@@ -237,8 +243,11 @@ func TestRouteErrors(t *testing.T) {
 	if _, err := powens.Routes("acme", nil); err == nil {
 		t.Errorf("Routes with a nil Encryptor succeeded")
 	}
-	if _, err := powens.Route("acme", "account-list", enc, false); err == nil || !strings.Contains(err.Error(), "unknown request") {
-		t.Errorf("Route(account-list) error = %v; want unknown request", err)
+	if _, err := powens.VerifyRoutes("evil.com/x"); err == nil {
+		t.Errorf("VerifyRoutes(evil.com/x) succeeded")
+	}
+	if f := powens.Fields("account-list"); f != nil {
+		t.Errorf("Fields(account-list) = %q; want nil, an unknown request", f)
 	}
 	for _, r := range powens.Requests() {
 		if len(powens.Fields(r)) == 0 {

@@ -183,7 +183,6 @@ func TestNewRelayConfigErrors(t *testing.T) {
 	}{
 		{"acme_prod", nil, "which a DNS label cannot have"},
 		{"acme", &powens.Options{BaseURL: "http://egress.internal"}, "is http"},
-		{"acme", &powens.Options{Keys: e2ee.StaticKey(nil), Fetcher: &e2ee.FetcherConfig{}}, "both set"},
 	} {
 		if relay, err := powens.NewRelay(tt.domain, tt.opts); err == nil || relay != nil || !strings.Contains(err.Error(), tt.reason) {
 			t.Errorf("NewRelay(%q) = %v, %v; want an error saying %q", tt.domain, relay, err, tt.reason)
