@@ -56,12 +56,9 @@ var ErrCleartext = errors.New("e2ee: designated value in cleartext")
 var ErrNotJSON = jsonpattern.ErrNotJSON
 
 // ErrAlreadyEncrypted indicates that a designated value was a JWE before a
-// [Transport] encrypted the body. A JWE is as good as the credential it
-// holds: someone who can read an intermediary's log could paste a victim's
-// JWEs into their own form, and a backend passing them on would have the API
-// decrypt the victim's credentials for them. It occurs on an encrypting
-// route unless [Route.AllowJWE] is set; [Payload.Encrypt] itself leaves
-// JWEs as they are.
+// [Transport] encrypted the body, on a route without [Route.AllowJWE]. A
+// JWE is as good as the credential it holds: one lifted from a log and
+// pasted into a form would otherwise be replayed.
 var ErrAlreadyEncrypted = errors.New("e2ee: designated value already encrypted")
 
 // ErrUnknownKey indicates a JWE that was not made with a key that a route's
@@ -73,12 +70,10 @@ var ErrAlreadyEncrypted = errors.New("e2ee: designated value already encrypted")
 var ErrUnknownKey = errors.New("e2ee: designated value not encrypted with a key the API serves")
 
 // ErrBodyShape indicates a JSON body that cannot hold its designated values
-// where its patterns look for them. It occurs when the body's root is a
-// string, number, boolean or null (a body stringified twice is a JSON
-// string whose credentials no pattern reaches), when a value that a pattern
-// goes through (the "fields" of "/fields/*") is a string, number or
-// boolean, and, for a Payload of [Payload.ObjectsOnly], when either is an
-// array.
+// where its patterns look for them: its root is a string (a body stringified
+// twice), a number, a boolean or null; a value that a pattern goes through
+// is a string, a number or a boolean; or, for a Payload of
+// [Payload.ObjectsOnly], either is an array.
 var ErrBodyShape = jsonpattern.ErrBodyShape
 
 // ErrTooManyValues indicates a body that designates more values than a

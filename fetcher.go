@@ -221,18 +221,13 @@ func equalJitter(d time.Duration) time.Duration {
 // Key returns the current key, fetching it when there is none yet or it has
 // expired. It implements [KeySource].
 //
-// While the cached key is fresh, Key is a lock-free memory read that never
-// waits for a fetch in flight; in the last quarter of the key's lifetime it
-// also starts one background refresh. When Key must wait for a fetch, it
-// shares the fetch with concurrent callers and returns ctx's error, wrapped,
-// as soon as ctx is done, while the fetch goes on for the others. When the
-// fetch fails, Key returns the last good key until [FetcherConfig.MaxStale]
-// past its expiry (refreshing it in the background), then an error wrapping
-// [ErrKeyStale] and the fetch's error. Before any good fetch, Key returns the
-// fetch's error. While the fetcher backs off after a failed fetch, Key sends
-// no request and answers as it did after that fetch.
-//
-// After [KeyFetcher.Close], Key returns [ErrFetcherClosed].
+// While the cached key is fresh, Key is a lock-free memory read. When it
+// must wait for a fetch, it shares the fetch with concurrent callers and
+// returns ctx's error, wrapped, as soon as ctx is done. When the fetch
+// fails, Key returns the last good key until [FetcherConfig.MaxStale] past
+// its expiry, then an error wrapping [ErrKeyStale] and the fetch's error;
+// before any good fetch, the fetch's error. After [KeyFetcher.Close], Key
+// returns [ErrFetcherClosed].
 func (f *KeyFetcher) Key(ctx context.Context) (*Key, error) {
 	s := f.state.Load()
 	if s.key != nil && !f.closed.Load() {
@@ -282,11 +277,9 @@ func (f *KeyFetcher) fetchKey(ctx context.Context, s *fetchState) (*Key, error) 
 //
 // Refresh is rate-limited: when the last good fetch is younger than
 // [FetcherConfig.MinRefreshInterval], it returns the cached key without a
-// request, and while the fetcher backs off after a failed fetch, it returns
-// that fetch's error. Concurrent calls share one request. When the fetch
-// fails, Refresh returns its error and the fetcher keeps the last good key,
-// which [KeyFetcher.Key] serves as usual. When ctx is done before the fetch
-// ends, Refresh returns ctx's error, wrapped.
+// request, and while the fetcher backs off, the last fetch's error.
+// Concurrent calls share one request. When the fetch fails, Refresh returns
+// its error and the fetcher keeps the last good key.
 func (f *KeyFetcher) Refresh(ctx context.Context) (*Key, error) {
 	if f.closed.Load() {
 		return nil, ErrFetcherClosed
@@ -312,11 +305,9 @@ func (f *KeyFetcher) Refresh(ctx context.Context) (*Key, error) {
 // may have got it, from this fetcher or another one, just before the key
 // rotated. It returns nil and no error when no such key is known.
 //
-// A kid it has never seen may be the API's new key, which another fetcher
-// has already seen: KeyByID then fetches the key at once, whatever
-// [FetcherConfig.MinRefreshInterval] says, but starts at most one such
-// fetch a second, and concurrent callers share it. While the fetcher backs
-// off after a failed fetch, it starts none. It is safe for concurrent use.
+// A kid it has never seen may be the API's new key: KeyByID then fetches
+// the key at once, whatever [FetcherConfig.MinRefreshInterval] says, but at
+// most once a second, and not while the fetcher backs off.
 func (f *KeyFetcher) KeyByID(ctx context.Context, kid string) (*Key, error) {
 	k, err := f.Key(ctx)
 	if err != nil {

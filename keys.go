@@ -24,12 +24,9 @@ import (
 )
 
 // The size bounds of an eligible key. The upper ones bound what one value
-// costs to encrypt: the worst eligible key costs at most 8x the provider's
-// own key (4096 bits, e = 65537) per value. BenchmarkKeyCost measures it:
-// about 4x for 8192 bits and e = 65537, about 6x for 8192 bits and e = 65535
-// (the exponent up to 65537 with the most bits set, the costliest). So a key
-// that a compromised or mistaken endpoint serves cannot make each value cost
-// tens of milliseconds, in a backend or a browser.
+// costs: at most 8x the provider's own key (4096 bits, e = 65537), as
+// BenchmarkKeyCost measures, so that a key a compromised endpoint serves
+// cannot make each value cost tens of milliseconds.
 const (
 	// minModulusBits is the smallest RSA modulus accepted.
 	minModulusBits = 2048

@@ -92,13 +92,8 @@ func (t *Transport) Validate() error {
 }
 
 // RoundTrip implements [http.RoundTripper]. See [Transport] for what it does
-// to matching requests.
-//
-// The reasons of its refusals, as the Logger records them: configuration,
-// ambiguous-path, redirect, foreign-host, query, body-too-large, body-read,
-// not-json, body-shape, not-string, cleartext, unknown-key,
-// already-encrypted, too-many-values, key-unavailable, canceled, refused
-// (any other).
+// to matching requests; docs/transport.md lists the reasons of its
+// refusals, as the Logger records them.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.roundTrip(req)
 	if err != nil && t.Logger != nil {
