@@ -163,3 +163,15 @@ func (ke *keyEncrypter) encrypt(plaintext []byte) (string, error) {
 	}
 	return s, nil
 }
+
+// keyUnavailable is the error of a key source src that failed with err:
+// err itself when src is this package's (a KeyFetcher, a StaticKey), whose
+// messages start with its prefix, else a new message; either way it matches
+// ErrKeyUnavailable.
+func keyUnavailable(src KeySource, err error) error {
+	switch src.(type) {
+	case *KeyFetcher, *staticKey:
+		return &contextError{cause: err, kind: ErrKeyUnavailable}
+	}
+	return fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
+}

@@ -137,18 +137,6 @@ func (e *UnsuitableKeyError) Is(target error) bool { return target == ErrUnsuita
 // unsuitable returns the error of a key refused for reason.
 func unsuitable(reason string) error { return &UnsuitableKeyError{Reason: reason} }
 
-// keyUnavailable is the error of a key source src that failed with err:
-// err itself when src is this package's (a KeyFetcher, a StaticKey), whose
-// messages start with its prefix, else a new message; either way it matches
-// ErrKeyUnavailable.
-func keyUnavailable(src KeySource, err error) error {
-	switch src.(type) {
-	case *KeyFetcher, *staticKey:
-		return &contextError{cause: err, kind: ErrKeyUnavailable}
-	}
-	return fmt.Errorf("%w: %w", ErrKeyUnavailable, err)
-}
-
 // FetchError is the error a [KeyFetcher] reports when the key endpoint
 // answers with a status other than 2xx (or 304 to a conditional request).
 // Callers can branch on it with [errors.As].

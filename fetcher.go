@@ -41,11 +41,7 @@ const (
 //
 // [docs/keyfetcher.md]: https://github.com/credseal/e2ee/blob/main/docs/keyfetcher.md
 type KeyFetcher struct {
-	url    string        // as given, for requests
-	logURL string        // url without its user information, query and fragment, for errors and logs
-	cfg    FetcherConfig // resolved: every zero field has its default
-	pin    keyPin        // what a key must match beyond eligibility
-	client *http.Client  // a copy of the user's, with the fetcher's redirect rules
+	endpoint
 
 	// jitter spreads a backoff delay: equalJitter, or none in tests.
 	jitter func(time.Duration) time.Duration
@@ -75,14 +71,11 @@ var _ KeySource = (*KeyFetcher)(nil)
 // fetchState is what a KeyFetcher knows at one moment. It is never modified
 // once stored: a change stores a new one.
 type fetchState struct {
-	key          *Key          // the last good key; nil before the first good fetch
-	fetched      time.Time     // when the last good fetch (200 or 304) ended
-	ttl          time.Duration // the key's lifetime; kept when a 304 says nothing of it
-	refreshAt    time.Time     // from then on, Key refreshes in the background
-	expires      time.Time     // from then on, Key fetches before answering
-	staleUntil   time.Time     // until then, the key is served while fetches fail
-	etag         string        // validators of the last good response
-	lastModified string
+	held                 // of the last good fetch; key is nil before the first
+	fetched    time.Time // when the last good fetch (200 or 304) ended
+	refreshAt  time.Time // from then on, Key refreshes in the background
+	expires    time.Time // from then on, Key fetches before answering
+	staleUntil time.Time // until then, the key is served while fetches fail
 
 	version  uint64    // the outcomes recorded up to this one; 0 before any
 	err      error     // the last fetch's error; nil when it succeeded
@@ -139,12 +132,8 @@ func NewKeyFetcher(rawURL string, cfg *FetcherConfig) (*KeyFetcher, error) {
 		return nil, err
 	}
 	f := &KeyFetcher{
-		url:    rawURL,
-		logURL: redact.URL(u),
-		cfg:    c,
-		pin:    pin,
-		client: keyurl.Client(c.HTTPClient),
-		jitter: equalJitter,
+		endpoint: endpoint{url: rawURL, logURL: redact.URL(u), cfg: c, pin: pin, client: keyurl.Client(c.HTTPClient)},
+		jitter:   equalJitter,
 	}
 	f.life, f.cancel = context.WithCancel(context.Background())
 	f.flights = flight.New(f.life, c.HedgeDelay, maxFlights, f.run, f.settle)
@@ -186,7 +175,7 @@ func (f *KeyFetcher) wait(ctx context.Context, seen uint64, hedge bool) (*fetchS
 func (f *KeyFetcher) run(ctx context.Context) response {
 	fctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
-	resp := f.request(fctx, f.state.Load())
+	resp := f.request(fctx, f.state.Load().held)
 	resp.ctx = ctx
 	return resp
 }
@@ -463,17 +452,16 @@ func (f *KeyFetcher) succeeded(resp response) (*fetchState, event) {
 			previous = append(previous, p)
 		}
 	}
+	h := resp.held
+	h.key = k
 	s := &fetchState{
-		previous:     previous,
-		key:          k,
-		fetched:      resp.end,
-		ttl:          resp.ttl,
-		refreshAt:    resp.start.Add(resp.ttl - resp.ttl/4),
-		expires:      resp.start.Add(resp.ttl),
-		staleUntil:   resp.start.Add(resp.ttl).Add(f.cfg.MaxStale),
-		etag:         resp.etag,
-		lastModified: resp.lastModified,
-		version:      f.version,
+		held:       h,
+		previous:   previous,
+		fetched:    resp.end,
+		refreshAt:  resp.start.Add(resp.ttl - resp.ttl/4),
+		expires:    resp.start.Add(resp.ttl),
+		staleUntil: resp.start.Add(resp.ttl).Add(f.cfg.MaxStale),
+		version:    f.version,
 	}
 	f.state.Store(s)
 

@@ -11,22 +11,36 @@ import (
 	"github.com/credseal/e2ee/internal/keyfetch"
 )
 
-// response is the outcome of one request for the key.
-type response struct {
-	start, end   time.Time
-	status       int           // the status code; 0 without a response
-	key          *Key          // the key served; for a 304, the cached one
+// endpoint is where a [KeyFetcher] asks for the key, and what it accepts.
+type endpoint struct {
+	url    string        // as given, for requests
+	logURL string        // url without its user information, query and fragment, for errors and logs
+	cfg    FetcherConfig // resolved: every zero field has its default
+	pin    keyPin        // what a key must match beyond eligibility
+	client *http.Client  // a copy of the user's, with the fetcher's redirect rules
+}
+
+// held is what a good fetch gives, and the next request builds on.
+type held struct {
+	key          *Key          // the key served; for a 304, the one held before
 	ttl          time.Duration // the key's lifetime
 	etag         string        // validators for the next conditional request
 	lastModified string
-	retryAfter   time.Duration   // what a Retry-After header asks for; 0 without one
-	ctx          context.Context // the context of the caller that started the fetch, for logging
-	err          error           // why the fetch failed; nil when it succeeded
+}
+
+// response is the outcome of one request for the key.
+type response struct {
+	held
+	start, end time.Time
+	status     int             // the status code; 0 without a response
+	retryAfter time.Duration   // what a Retry-After header asks for; 0 without one
+	ctx        context.Context // the context of the caller that started the fetch, for logging
+	err        error           // why the fetch failed; nil when it succeeded
 }
 
 // request asks the key endpoint for the key once, conditionally when cur
 // has validators, and checks what it answers. ctx bounds it.
-func (f *KeyFetcher) request(ctx context.Context, cur *fetchState) (r response) {
+func (f *endpoint) request(ctx context.Context, cur held) (r response) {
 	req := keyfetch.Request{Client: f.client, URL: f.url, LogURL: f.logURL, Header: f.cfg.Header, MaxBytes: f.cfg.MaxBodyBytes}
 	if cur.key != nil {
 		req.ETag, req.Modified = cur.etag, cur.lastModified
@@ -49,7 +63,7 @@ func (f *KeyFetcher) request(ctx context.Context, cur *fetchState) (r response) 
 		r.retryAfter = httpcache.RetryAfter(a.Header, r.start)
 		r.err = &FetchError{URL: f.logURL, StatusCode: a.Status, Body: a.Body}
 	default:
-		r.key, r.err = parseKey(a.Body, f.pin)
+		r.key, r.err = parseKey(a.Body, f.pin.check)
 		if r.err != nil {
 			r.err = &contextError{cause: r.err, context: "served at " + f.logURL}
 			return r
@@ -65,7 +79,7 @@ func (f *KeyFetcher) request(ctx context.Context, cur *fetchState) (r response) 
 
 // headerTTL returns the lifetime that h gives a response received at now,
 // clamped to [MinTTL, MaxTTL], and false when h has no caching headers.
-func (f *KeyFetcher) headerTTL(h http.Header, now time.Time) (time.Duration, bool) {
+func (f *endpoint) headerTTL(h http.Header, now time.Time) (time.Duration, bool) {
 	ttl, ok := httpcache.Freshness(h, now)
 	if !ok {
 		return 0, false

@@ -173,15 +173,16 @@ func (s *staticKey) Key(context.Context) (*Key, error) {
 // When no key is eligible the error wraps [ErrUnsuitableKey] and says, for
 // each key, why it was skipped.
 func ParseKey(data []byte) (*Key, error) {
-	return parseKey(data, keyPin{})
+	return parseKey(data, nil)
 }
 
-// parseKey is ParseKey, keeping only the keys that pin accepts.
+// parseKey is ParseKey, keeping only the keys that accept, when not nil,
+// returns no error for.
 //
 // It decodes with the JSON v2 semantics, which refuse duplicate member names
 // at any depth (so that "use":"sig","use":"enc" is not read as "enc") and
 // match names exactly.
-func parseKey(data []byte, pin keyPin) (*Key, error) {
+func parseKey(data []byte, accept func(*Key) error) (*Key, error) {
 	var obj map[string]jsontext.Value
 	if err := jsonv2.Unmarshal(data, &obj); err != nil {
 		if dup := jwkjson.DuplicateName(err); dup != "" {
@@ -198,19 +199,19 @@ func parseKey(data []byte, pin keyPin) (*Key, error) {
 	rawKeys, isSet := obj["keys"]
 	if _, hasKty := obj["kty"]; hasKty || !isSet {
 		k, _, err := parseJWK(obj)
-		if err == nil {
-			err = pin.check(k)
+		if err == nil && accept != nil {
+			err = accept(k)
 		}
 		if err != nil {
 			return nil, unsuitable(err.Error())
 		}
 		return k, nil
 	}
-	return parseSet(rawKeys, pin)
+	return parseSet(rawKeys, accept)
 }
 
 // parseSet returns the eligible key of a JWK Set's keys member, raw.
-func parseSet(raw jsontext.Value, pin keyPin) (*Key, error) {
+func parseSet(raw jsontext.Value, accept func(*Key) error) (*Key, error) {
 	var set []jsontext.Value
 	if err := jsonv2.Unmarshal(raw, &set); err != nil {
 		return nil, errors.New("e2ee: JWK Set: keys is not an array")
@@ -230,8 +231,8 @@ func parseSet(raw jsontext.Value, pin keyPin) (*Key, error) {
 			continue
 		}
 		k, alg, err := parseJWK(member)
-		if err == nil {
-			err = pin.check(k)
+		if err == nil && accept != nil {
+			err = accept(k)
 		}
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("key %d%s: %v", i, jwkjson.KidSuffix(member), err))

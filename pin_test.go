@@ -158,7 +158,7 @@ func TestParseKeyWithPin(t *testing.T) {
 		{"no thumbprint listed", set, keyPin{thumbprints: []string{tpC}}, "", "is not pinned"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			k, err := parseKey(tt.data, tt.pin)
+			k, err := parseKey(tt.data, tt.pin.check)
 			if tt.want != "" {
 				if err != nil || k.ID != tt.want {
 					t.Fatalf("parseKey(%s) = %v, %v; want kid %s", tt.name, k, err, tt.want)

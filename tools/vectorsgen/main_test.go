@@ -23,7 +23,7 @@ func TestVectorsUpToDate(t *testing.T) {
 		read(t, filepath.Join(dir, kf.file), &got)
 		read(t, filepath.Join(committed, kf.file), &want)
 		if got.Note != want.Note || got.Key != want.Key {
-			t.Errorf("%s: note or key differs from what vectorsgen writes: run go run ./internal/vectorsgen", kf.file)
+			t.Errorf("%s: note or key differs from what vectorsgen writes: run go run ./tools/vectorsgen", kf.file)
 		}
 		if len(got.Cases) != len(want.Cases) {
 			t.Errorf("%s: %d cases; vectorsgen writes %d", kf.file, len(want.Cases), len(got.Cases))

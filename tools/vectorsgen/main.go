@@ -5,7 +5,7 @@
 // JWEs are random, so every run writes different files that are equally
 // valid; run it only when the cases change, from the module root:
 //
-//	go run ./internal/vectorsgen
+//	go run ./tools/vectorsgen
 //
 // The keys are fixture keys of internal/fixture, public test material that
 // protects nothing. The JWEs are made with the SDK's own Encryptor and
