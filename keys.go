@@ -270,7 +270,7 @@ func parseJWK(obj map[string]jsontext.Value) (*Key, string, error) {
 			strings.Join(present, ", "))
 	}
 
-	kty, err := jwkjson.String(obj, "kty")
+	kty, err := jwkjson.RequiredString(obj, "kty")
 	if err != nil {
 		return nil, "", err
 	}

@@ -20,8 +20,8 @@ import (
 // Object is a JSON object, its members not yet decoded.
 type Object = map[string]jsontext.Value
 
-// String decodes the string member name, which must be present.
-func String(obj Object, name string) (string, error) {
+// RequiredString decodes the string member name, which must be present.
+func RequiredString(obj Object, name string) (string, error) {
 	s, ok, err := OptionalString(obj, name)
 	if err == nil && !ok {
 		err = fmt.Errorf("%s is missing", name)
@@ -45,7 +45,7 @@ func OptionalString(obj Object, name string) (string, bool, error) {
 
 // BigInt decodes the base64url-encoded unsigned big-endian integer name.
 func BigInt(obj Object, name string) (*big.Int, error) {
-	s, err := String(obj, name)
+	s, err := RequiredString(obj, name)
 	if err != nil {
 		return nil, err
 	}

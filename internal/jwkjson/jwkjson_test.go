@@ -18,8 +18,8 @@ func decode(t *testing.T, s string) Object {
 
 func TestMembers(t *testing.T) {
 	obj := decode(t, `{"kid": "k1", "n": "AQAB", "padded": "AQAB==", "num": 3, "empty": "", "bad": "!!"}`)
-	if s, err := String(obj, "kid"); s != "k1" || err != nil {
-		t.Errorf(`String("kid") = %q, %v`, s, err)
+	if s, err := RequiredString(obj, "kid"); s != "k1" || err != nil {
+		t.Errorf(`RequiredString("kid") = %q, %v`, s, err)
 	}
 	if _, ok, err := OptionalString(obj, "use"); ok || err != nil {
 		t.Errorf(`OptionalString("use") = %v, %v; want absent`, ok, err)
