@@ -1209,6 +1209,132 @@ func TestTransportContextDeadline(t *testing.T) {
 	}
 }
 
+// finderSource is a [KeyFinder] that supplies key and answers KeyByID with
+// byID.
+type finderSource struct {
+	key  *Key
+	byID func(kid string) (*Key, error)
+}
+
+func (s finderSource) Key(context.Context) (*Key, error) { return s.key, nil }
+
+func (s finderSource) KeyByID(_ context.Context, kid string) (*Key, error) { return s.byID(kid) }
+
+// TestTransportVerifyOnlyKeyFinder checks a kid-checking VerifyOnly route
+// whose key source is a KeyFinder, as a KeyFetcher is: what the finder
+// answers for a JWE's kid decides, and a finder that fails, or finds a key
+// that is not eligible, makes the route refuse rather than pass.
+func TestTransportVerifyOnlyKeyFinder(t *testing.T) {
+	cur := fixtureKey(fixture.RSA2048A)
+	jwe, err := NewEncryptor(StaticKey(cur)).EncryptString(context.Background(), canary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := &Key{ID: cur.ID, PublicKey: fixture.Public(fixture.RSA1024)}
+	for _, tt := range []struct {
+		name   string
+		byID   func(string) (*Key, error)
+		is     error
+		reason string // "" when sent
+	}{
+		{"the finder finds the key", func(string) (*Key, error) { return cur, nil }, nil, ""},
+		{"the finder knows no such kid", func(string) (*Key, error) { return nil, nil }, ErrUnknownKey,
+			"a kid the key source does not know"},
+		{"the finder fails", func(string) (*Key, error) { return nil, errors.New("endpoint down") }, ErrKeyUnavailable,
+			"endpoint down"},
+		{"the finder finds a key that is not eligible", func(string) (*Key, error) { return small, nil }, ErrUnsuitableKey,
+			"modulus has 1024 bits"},
+	} {
+		p, err := NewPayload(NewEncryptor(finderSource{key: cur, byID: tt.byID}), "/fields/*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{}
+		tr := &Transport{Base: rec, Routes: []Route{{Pattern: "/payments/{id}", Payload: p, VerifyOnly: true}}}
+		req, _ := newRequest(t, "POST", "https://acme.biapi.pro/2.0/payments/9", `{"fields": {"code": "`+jwe+`"}}`)
+		_, err = tr.RoundTrip(req)
+		if tt.reason == "" {
+			if err != nil || len(rec.requests()) != 1 {
+				t.Errorf("%s: RoundTrip = %v; want it sent", tt.name, err)
+			}
+			continue
+		}
+		wantError(t, tt.name, err, tt.is, tt.reason)
+		if !errors.Is(err, ErrNotSent) || len(rec.requests()) != 0 {
+			t.Errorf("%s: RoundTrip = %v, %d sent; want it refused", tt.name, err, len(rec.requests()))
+		}
+	}
+
+	// Both faults in one body: the error names each, and matches both.
+	p, err := NewPayload(NewEncryptor(finderSource{key: cur, byID: func(string) (*Key, error) { return nil, nil }}), "/fields/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Transport{Base: &recorder{}, Routes: []Route{{Pattern: "/payments/{id}", Payload: p, VerifyOnly: true}}}
+	req, _ := newRequest(t, "POST", "https://acme.biapi.pro/2.0/payments/9", `{"fields": {"a": "`+jwe+`", "b": "`+canary+`"}}`)
+	_, err = tr.RoundTrip(req)
+	wantError(t, "cleartext and an unknown kid", err, ErrCleartext, "in cleartext: /fields/*; not encrypted with a key the API serves: /fields/*")
+	if !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("cleartext and an unknown kid: %v; want it to match ErrUnknownKey too", err)
+	}
+}
+
+// TestTransportMatch checks what Match says of a request without reading
+// its body: the route, nothing, or the refusal RoundTrip would make
+// whatever the body.
+func TestTransportMatch(t *testing.T) {
+	enc, _, _ := testEncryptor()
+	p, err := NewPayload(enc, "/password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := NewPayload(enc, "/code")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &Transport{Routes: []Route{
+		{Pattern: "POST acme.biapi.pro/users/{u}/connections", Payload: p},
+		{Pattern: "POST acme.biapi.pro/payments/{p}", Payload: q},
+	}}
+	req := func(url, body string) *http.Request {
+		r, _ := newRequest(t, "POST", url, body)
+		if body == "" {
+			r.Body = nil
+		}
+		return r
+	}
+	for _, tt := range []struct {
+		name, url, body string
+		route           int    // the index of the route Match returns; -1 for none
+		refusal         string // "" when Match returns no error
+	}{
+		{"a route's request", connectionsURL, `{}`, 0, ""},
+		{"another request", "https://acme.biapi.pro/2.0/accounts", `{}`, -1, ""},
+		{"a designated query parameter", connectionsURL + "?password=x", "", 0, "query parameter 1"},
+		{"another host, with a body", "https://other.biapi.pro/2.0/users/me/connections", `{}`, -1, "the host is not that of route"},
+		{"another host, with a designated query parameter", "https://other.biapi.pro/2.0/users/me/connections?password=x", "", -1,
+			"the host is not that of route"},
+		{"another host, nothing to send", "https://other.biapi.pro/2.0/users/me/connections", "", -1, ""},
+		{"a path on two routes' resources", "https://acme.biapi.pro/2.0/users/me/connections/payments/..", "", -1,
+			"reads as the resources of two routes"},
+	} {
+		route, err := tr.Match(req(tt.url, tt.body))
+		switch {
+		case tt.refusal == "" && err != nil, tt.refusal != "" && (err == nil || !strings.Contains(err.Error(), tt.refusal)):
+			t.Errorf("%s: Match error = %v; want %q", tt.name, err, tt.refusal)
+		case err != nil && !errors.Is(err, ErrNotSent):
+			t.Errorf("%s: Match error = %v; want it to wrap ErrNotSent", tt.name, err)
+		case tt.route < 0 && route != nil, tt.route >= 0 && route != &tr.Routes[tt.route]:
+			t.Errorf("%s: Match = %v; want route %d", tt.name, route, tt.route)
+		}
+	}
+
+	bad := &Transport{}
+	if route, err := bad.Match(req(connectionsURL, `{}`)); route != nil || !errors.Is(err, ErrNotSent) {
+		t.Errorf("Match on a Transport with no routes = %v, %v; want its configuration error", route, err)
+	}
+}
+
 // rotatingSource is a key source with a Refresh that moves to the next key.
 type rotatingSource struct {
 	keys      []*Key
@@ -1321,11 +1447,6 @@ func TestTransportKeyRejected(t *testing.T) {
 	})
 }
 
-// BenchmarkTransport sends a 300-byte connection body with two designated
-// fields through a Transport and a base that discards it. Beside it, the same
-// body through Payload.Encrypt, and the two encryptions alone: Transport
-// minus TwoEncryptions is the Transport's and the Payload's overhead, which
-// AlreadyEncrypted measures apart from the noise of the RSA operations.
 // readFunc is an io.Reader that is a function.
 type readFunc func([]byte) (int, error)
 
@@ -1382,6 +1503,11 @@ func BenchmarkTransportIdleBodies(b *testing.B) {
 	b.ReportMetric(held[len(held)/2], "MiB-held")
 }
 
+// BenchmarkTransport sends a 300-byte connection body with two designated
+// fields through a Transport and a base that discards it. Beside it, the same
+// body through Payload.Encrypt, and the two encryptions alone: Transport
+// minus TwoEncryptions is the Transport's and the Payload's overhead, which
+// AlreadyEncrypted measures apart from the noise of the RSA operations.
 func BenchmarkTransport(b *testing.B) {
 	enc, _, _ := testEncryptor()
 	p, err := NewPayload(enc, "/login", "/password")
