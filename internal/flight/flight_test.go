@@ -102,6 +102,7 @@ func TestGroup(t *testing.T) {
 					t.Errorf("Do = %v; want the hedge's value", err)
 				}
 			}
+			synctest.Wait()       // the call's cancellation reaches the first run (context.AfterFunc runs on a goroutine)
 			h.release[1] <- false // the first run lands late: nothing settled
 			h.g.Wait()
 			if len(h.settled) != 1 || h.settled[0].run != 2 {
