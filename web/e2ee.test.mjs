@@ -355,9 +355,12 @@ describe("fetchKey", () => {
 // The golden cases of the Go Payload tests (payload_test.go), on the same
 // files: testdata/payload/{input}.json encrypted with the patterns, then
 // decrypted, must give {name}.golden, where jwe("x") marks an encrypted "x".
-const connectionCreate = ["/*", "!/id_connector", "!/connector_uuid", "!/source", "!/id_provider", "!/id_bank"];
-const connectionUpdate = ["/*", "!/source", "!/active", "!/expire", "!/resume", "!/refresh_auth"];
-const transferUpdate = ["/*", "!/id_account", "!/amount", "!/label", "!/beneficiary_type", "!/id_recipient", "!/beneficiary_number", "!/beneficiary_label", "!/validated"];
+// The provider's patterns come from testdata/powens-fields.json, which
+// package powens's tests keep equal to powens.Fields.
+const powensFields = JSON.parse(read("testdata/powens-fields.json"));
+const connectionCreate = powensFields["connection-create"];
+const connectionUpdate = powensFields["connection-update"];
+const transferUpdate = powensFields["transfer-update"];
 const goldens = [
   ["connection-create", "connection-create", connectionCreate],
   ["connection-update-otp", "connection-update-otp", connectionUpdate],
