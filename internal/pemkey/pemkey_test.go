@@ -25,6 +25,8 @@ func TestText(t *testing.T) {
 		{"indented", "  -----BEGIN X-----\n    AB\n  -----END X-----", "-----BEGIN X-----\nAB\n-----END X-----",
 			[]string{"with white space around lines"}},
 		{"escaped CRLF", `A\r\nB`, "A\nB", []string{`with \n escapes`}},
+		{"empty quotes", `""`, "", []string{"in quotes"}},
+		{"one quote", `"`, `"`, nil},
 	} {
 		got, seen := Text([]byte(tc.in))
 		if got != tc.want || !slices.Equal(seen, tc.seen) {

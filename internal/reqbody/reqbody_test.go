@@ -70,6 +70,8 @@ func TestRead(t *testing.T) {
 		{"unknown length", context.Background(), strings.NewReader("abc"), -1, 10, "abc", false},
 		{"declared length", context.TODO(), strings.NewReader("abc"), 3, 10, "abc", false},
 		{"exactly the limit", context.Background(), strings.NewReader("abc"), -1, 3, "abc", false},
+		{"declared exactly the limit", context.Background(), strings.NewReader("abc"), 3, 3, "abc", false},
+		{"a length of 0 is unknown, as net/http has it", context.Background(), strings.NewReader("abc"), 0, 10, "abc", false},
 		{"over the limit", context.Background(), strings.NewReader("abcd"), -1, 3, "request body exceeds the limit of 3 bytes", true},
 		{"declared over the limit", context.Background(), strings.NewReader("abcd"), 4, 3, "request body of 4 bytes exceeds the limit of 3", true},
 		{"longer than declared", context.Background(), strings.NewReader("abcd"), 3, 10, ErrLongBody.Error(), false},
