@@ -113,8 +113,11 @@ func newRouter(routes []Route) (*router, error) {
 	if pe := (*routematch.PatternError)(nil); errors.As(err, &pe) && pe.Index < bad {
 		bad, why = pe.Index, pe.Err
 	}
-	if why != nil {
+	switch {
+	case why != nil:
 		return nil, fmt.Errorf("e2ee: Transport route %q: %w", routes[bad].Pattern, why)
+	case err != nil:
+		return nil, fmt.Errorf("e2ee: Transport routes: %w", err)
 	}
 	return &router{routes: routes, table: table}, nil
 }

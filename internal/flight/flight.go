@@ -121,8 +121,15 @@ func (g *Group[R, T]) Join(ctx context.Context) (T, error, bool) {
 	return v, err, true
 }
 
-// Wait waits for every run to return.
-func (g *Group[R, T]) Wait() { g.wg.Wait() }
+// Wait waits for every run to return. Once the group's life has ended, no
+// run starts after Wait: Do checks the life and starts a run with the
+// group's lock held, which Wait takes before it waits.
+func (g *Group[R, T]) Wait() {
+	g.mu.Lock()
+	//lint:ignore SA2001 an empty critical section on purpose: a barrier for a run that Do is starting
+	g.mu.Unlock()
+	g.wg.Wait()
+}
 
 // await waits for c's outcome, ctx or the group's life.
 func (g *Group[R, T]) await(ctx context.Context, c *call[T]) (T, error) {

@@ -244,3 +244,24 @@ func TestGroup(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitAfterLife checks that no run starts once Wait, called after the
+// group's life ended, has begun: under -race, a run's wg.Add racing with
+// Wait is reported. Each iteration lets a Do and the end of the group run
+// at once.
+func TestWaitAfterLife(t *testing.T) {
+	for range 20000 {
+		life, cancel := context.WithCancel(context.Background())
+		g := New(life, time.Hour, 1, func(ctx context.Context) int { <-ctx.Done(); return 0 },
+			func(int) Outcome[int] { return Outcome[int]{Decides: true} })
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			g.Do(context.Background(), false, nil)
+		}()
+		cancel()
+		g.Wait()
+		<-done
+		g.Wait() // every run, if one started, has returned
+	}
+}
